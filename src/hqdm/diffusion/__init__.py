@@ -1,1 +1,57 @@
-"""hqdm.diffusion"""
+"""Diffusion machinery: noise schedules, the forward process and its loss, EMA, samplers, noise sources.
+
+The model, the schedule and the sampler are separate objects: a sampler or a noise source can be
+swapped without touching the model.
+"""
+
+from .ema import EMA, ema_decay
+from .noise import GaussianNoise, NoiseSource, NoiseSourceError, sample_noise
+from .process import EpsModel, GaussianDiffusion, p2_weights
+from .samplers import (
+    DDIMSampler,
+    DDPMSampler,
+    Sampler,
+    UnknownSamplerError,
+    available_samplers,
+    make_sampler,
+)
+from .schedules import (
+    DEFAULT_NUM_TIMESTEPS,
+    InvalidScheduleError,
+    NoiseSchedule,
+    UnknownScheduleError,
+    available_schedules,
+    cosine_betas,
+    custom_betas,
+    linear_betas,
+    make_schedule,
+    register_schedule,
+)
+
+__all__ = [
+    "DEFAULT_NUM_TIMESTEPS",
+    "EMA",
+    "DDIMSampler",
+    "DDPMSampler",
+    "EpsModel",
+    "GaussianDiffusion",
+    "GaussianNoise",
+    "InvalidScheduleError",
+    "NoiseSchedule",
+    "NoiseSource",
+    "NoiseSourceError",
+    "Sampler",
+    "UnknownSamplerError",
+    "UnknownScheduleError",
+    "available_samplers",
+    "available_schedules",
+    "cosine_betas",
+    "custom_betas",
+    "ema_decay",
+    "linear_betas",
+    "make_sampler",
+    "make_schedule",
+    "p2_weights",
+    "register_schedule",
+    "sample_noise",
+]

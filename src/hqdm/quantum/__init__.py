@@ -1,1 +1,18 @@
-"""hqdm.quantum"""
+"""Quantum circuits as data, a fast batched simulator, torch layers and a PennyLane export."""
+
+from hqdm.quantum.circuits import ANGLES_PER_LAYER, ANSATZ_WIRES, ANSATZES, VARIANTS, Circuit, Gate, build_circuit
+from hqdm.quantum.functional import expvals
+from hqdm.quantum.layers import PatchCircuit, Quanvolution
+
+__all__ = [
+    "ANGLES_PER_LAYER",
+    "ANSATZES",
+    "ANSATZ_WIRES",
+    "VARIANTS",
+    "Circuit",
+    "Gate",
+    "PatchCircuit",
+    "Quanvolution",
+    "build_circuit",
+    "expvals",
+]

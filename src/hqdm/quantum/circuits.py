@@ -1,0 +1,118 @@
+"""Circuits as data: an ordered list of gates on wires, built from the papers' ansatzes.
+
+Gate orders and angle indices follow ``docs/circuits.md`` (pinned down from the paper and the authors'
+reference code). A circuit knows nothing about how it is simulated: the batched torch engine
+(:mod:`hqdm.quantum.simulator`) and the PennyLane export (:mod:`hqdm.quantum.pennylane_export`) both read
+the same gate list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+GateName = Literal["RX", "CRX", "CRZ", "CNOT"]
+ANSATZES = ("hqconv", "fqconv", "basic")
+VARIANTS = ("paper", "reference-code")
+
+#: qubits and angles per layer of each ansatz
+ANSATZ_WIRES = {"hqconv": 12, "fqconv": 12, "basic": 4}
+ANGLES_PER_LAYER = {"hqconv": 28, "fqconv": 24, "basic": 4}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate. ``wires`` is (target,) or (control, target); ``weight`` indexes the flat weight vector.
+
+    ``weight`` is None for fixed gates (CNOT). Encoding RX gates carry ``input`` instead: the index of the
+    input feature used as the angle.
+    """
+
+    name: GateName
+    wires: tuple[int, ...]
+    weight: int | None = None
+    input: int | None = None
+
+    @property
+    def target(self) -> int:
+        return self.wires[-1]
+
+    @property
+    def control(self) -> int | None:
+        return self.wires[0] if len(self.wires) == 2 else None
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """RX angle encoding of ``n_wires`` inputs, then ``gates``; readout ``<Z_i>`` on every wire."""
+
+    n_wires: int
+    gates: tuple[Gate, ...]
+    n_weights: int
+    name: str = ""
+
+    @property
+    def encoding(self) -> tuple[Gate, ...]:
+        return tuple(Gate("RX", (w,), input=w) for w in range(self.n_wires))
+
+
+def _pair(ctrl: int, tgt: int, first_angle: int) -> list[Gate]:
+    """A CRZ then a CRX on the same (control, target) pair with consecutive angles."""
+    return [Gate("CRZ", (ctrl, tgt), first_angle), Gate("CRX", (ctrl, tgt), first_angle + 1)]
+
+
+def _hqconv_layer(offset: int, variant: str) -> list[Gate]:
+    gates: list[Gate] = []
+    if variant == "reference-code":
+        # The reference loop over A blocks runs zero times; the B blocks read angles 0-3 of the layer.
+        return _pair(4, 8, offset) + _pair(0, 4, offset + 2)
+    # A blocks: a ring w0->w3->w2->w1->w0 in each group, groups 8-11, 4-7, 0-3.
+    for group_index, first_wire in enumerate((8, 4, 0)):
+        w0, w1, w2, w3 = range(first_wire, first_wire + 4)
+        ring = ((w0, w3), (w3, w2), (w2, w1), (w1, w0))
+        for pair_index, (ctrl, tgt) in enumerate(ring):
+            gates += _pair(ctrl, tgt, offset + 8 * group_index + 2 * pair_index)
+    # B blocks couple the groups through their first wires.
+    return gates + _pair(4, 8, offset + 24) + _pair(0, 4, offset + 26)
+
+
+def _fqconv_layer(offset: int) -> list[Gate]:
+    gates: list[Gate] = []
+    # (controlled group, control group): each group is controlled by the next one cyclically.
+    for pair_index, (tgt_first, ctrl_first) in enumerate(((8, 0), (4, 8), (0, 4))):
+        base = offset + 8 * pair_index
+        pairs = [(ctrl_first + j, tgt_first + j) for j in (3, 2, 1, 0)]
+        gates += [Gate("CRZ", p, base + i) for i, p in enumerate(pairs)]
+        gates += [Gate("CRX", p, base + 4 + i) for i, p in enumerate(pairs)]
+    return gates
+
+
+def _basic_layer(offset: int, n_wires: int) -> list[Gate]:
+    """PennyLane's BasicEntanglerLayers with RX rotations: one RX per wire, then a CNOT ring."""
+    gates = [Gate("RX", (w,), offset + w) for w in range(n_wires)]
+    return gates + [Gate("CNOT", (w, (w + 1) % n_wires)) for w in range(n_wires)]
+
+
+def build_circuit(ansatz: str, n_layers: int, *, variant: str = "paper") -> Circuit:
+    """The circuit of ``n_layers`` layers of ``ansatz`` in gate order, weights flattened layer-major."""
+    check_ansatz(ansatz, variant)
+    if not isinstance(n_layers, int) or n_layers < 1:
+        raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
+    per_layer = ANGLES_PER_LAYER[ansatz]
+    gates: list[Gate] = []
+    for layer in range(n_layers):
+        offset = layer * per_layer
+        if ansatz == "hqconv":
+            gates += _hqconv_layer(offset, variant)
+        elif ansatz == "fqconv":
+            gates += _fqconv_layer(offset)
+        else:
+            gates += _basic_layer(offset, ANSATZ_WIRES["basic"])
+    return Circuit(ANSATZ_WIRES[ansatz], tuple(gates), n_layers * per_layer, f"{ansatz}-{variant}-{n_layers}")
+
+
+def check_ansatz(ansatz: str, variant: str) -> None:
+    if ansatz not in ANSATZES:
+        raise ValueError(f"unknown ansatz {ansatz!r}: choose one of {', '.join(ANSATZES)}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")

@@ -1,0 +1,60 @@
+"""The public functional entry point: ``expvals(ansatz, inputs, weights)``."""
+
+from __future__ import annotations
+
+import torch
+
+from hqdm.quantum.circuits import ANGLES_PER_LAYER, ANSATZ_WIRES, Circuit, build_circuit, check_ansatz
+from hqdm.quantum.simulator import compile_circuit, simulate
+
+DTYPES = (torch.complex64, torch.complex128)
+
+
+def circuit_for(ansatz: str, n_layers: int, variant: str = "paper") -> Circuit:
+    return build_circuit(ansatz, n_layers, variant=variant)
+
+
+def check_angles(name: str, tensor: torch.Tensor) -> None:
+    if not torch.is_tensor(tensor) or not tensor.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a real floating-point tensor of angles in radians")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains non-finite angles (NaN or inf): rotation angles must be finite")
+
+
+def expvals(
+    ansatz: str,
+    inputs: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    variant: str = "paper",
+    dtype: torch.dtype = torch.complex64,
+) -> torch.Tensor:
+    """``<Z_i>`` on every wire after RX encoding of ``inputs`` and the ansatz with ``weights``.
+
+    Args:
+        ansatz: ``"hqconv"`` or ``"fqconv"`` (12 wires) or ``"basic"`` (BasicEntangler, 4 wires).
+        inputs: (B, n_wires) RX angles, one row per circuit evaluation.
+        weights: (layers, angles_per_layer) trainable angles in radians, in the gate order of
+            ``docs/circuits.md`` (28 per HQConv layer, 24 per FQConv layer, 4 per BasicEntangler layer).
+        variant: ``"paper"`` or ``"reference-code"`` (HQConv: only the B-block gates act, with angles 0-3).
+        dtype: simulation precision, ``torch.complex64`` (default) or ``torch.complex128``.
+
+    Returns:
+        (B, n_wires) tensor of the matching real dtype, differentiable in inputs and weights.
+    """
+    check_ansatz(ansatz, variant)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be torch.complex64 or torch.complex128, got {dtype}")
+    n_wires, per_layer = ANSATZ_WIRES[ansatz], ANGLES_PER_LAYER[ansatz]
+    check_angles("inputs", inputs)
+    check_angles("weights", weights)
+    if inputs.dim() != 2 or inputs.shape[1] != n_wires:
+        raise ValueError(
+            f"inputs must have shape (batch, {n_wires}) for {ansatz} ({n_wires} wires), got {tuple(inputs.shape)}"
+        )
+    if weights.dim() != 2 or weights.shape[1] != per_layer or weights.shape[0] < 1:
+        raise ValueError(
+            f"weights must have shape (layers, {per_layer}) for {ansatz}, got {tuple(weights.shape)}"
+        )
+    plan = compile_circuit(build_circuit(ansatz, weights.shape[0], variant=variant))
+    return simulate(plan, inputs[None], weights.reshape(1, -1), dtype=dtype)[0]

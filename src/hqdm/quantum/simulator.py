@@ -1,0 +1,426 @@
+"""A batched state-vector simulator for RX-encoded circuits with a ``<Z>`` readout, in PyTorch.
+
+How it is fast (see ``docs/performance.md`` for measurements):
+
+* **Fused passes.** Wires are split into groups of at most four consecutive wires. Consecutive gates whose
+  target lies in one group are fused (commuting gates past wire-disjoint ones) into one *pass*: a dense
+  ``d x d`` unitary on that group (``d = 2**group size``), chosen per value of up to four *control* wires
+  outside the group. One pass is one batched matrix multiply over the state, whatever the number of gates
+  in it: a 12-qubit HQConv layer becomes three passes, an FQConv layer three passes.
+* **Product-state prefix.** The encoding is a product state; passes that act inside a single group before
+  anything entangles that group run on the 16-amplitude group state, not on the full state.
+* **Batch-last layout.** The state is ``(circuits, 2**n, samples)``, so each pass is a few large GEMMs.
+  Passes whose control wires lie after their group in memory first move that group to the end (one copy).
+* **Adjoint backward.** Only the final states are kept; the backward pass walks the passes in reverse,
+  un-applying each unitary to recover its input state. Memory does not grow with circuit depth.
+* **Chunks.** The batch is processed in chunks that fit in cache.
+
+Several independent circuits of the same structure (different weights, different inputs) run in one
+call through the leading ``circuits`` dimension; the QVU-Net vertex uses this for its k circuits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+
+from hqdm.quantum.circuits import Circuit, Gate
+
+GROUP_SIZE = 4
+MAX_CONTROLS = 4
+#: amplitudes per chunk of the batch (complex64: 4 MiB)
+CHUNK_AMPLITUDES = 1 << 19
+
+
+@dataclass
+class _PassSpec:
+    """Gates fused into one unitary on ``group``; ``controls`` are wires outside it (sorted)."""
+
+    group: int
+    controls: tuple[int, ...]
+    gates: list[Gate]
+
+    def wires(self, groups: list[tuple[int, ...]]) -> set[int]:
+        return set(groups[self.group]) | set(self.controls)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """A compiled pass: fixed tensors that turn gate angles into the pass unitaries."""
+
+    group: int
+    controls: tuple[int, ...]
+    weight_index: torch.Tensor  # (L,) index into the flat weight vector, -1 for fixed gates
+    is_rx: torch.Tensor  # (L,) bool: the 2x2 is an X rotation (else a Z rotation)
+    base: torch.Tensor  # (L, C, d, d) complex128: identity parts and fixed gates
+    scatter_dst: torch.Tensor  # flat positions in (L, C, d, d) that hold entries of a gate's 2x2
+    scatter_src: torch.Tensor  # flat positions in (L, 2, 2) that fill them
+    layout: tuple[int, ...]  # memory order of the groups while this pass runs
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one circuit is simulated: prefix passes on group states, then passes on the full state."""
+
+    n_wires: int
+    n_weights: int
+    groups: tuple[tuple[int, ...], ...]
+    prefix: tuple[Pass, ...]
+    passes: tuple[Pass, ...]
+
+
+def _groups(n_wires: int) -> list[tuple[int, ...]]:
+    return [tuple(range(s, min(s + GROUP_SIZE, n_wires))) for s in range(0, n_wires, GROUP_SIZE)]
+
+
+def _fuse(circuit: Circuit, groups: list[tuple[int, ...]]) -> list[_PassSpec]:
+    """Greedily fuse each gate into the latest pass on its group that it can commute back to."""
+    group_of = {w: g for g, ws in enumerate(groups) for w in ws}
+    specs: list[_PassSpec] = []
+    for gate in circuit.gates:
+        group = group_of[gate.target]
+        external = {w for w in gate.wires if group_of[w] != group}
+        for spec in reversed(specs):
+            merged = set(spec.controls) | external
+            if spec.group == group and len(merged) <= MAX_CONTROLS:
+                spec.controls = tuple(sorted(merged))
+                spec.gates.append(gate)
+                break
+            if spec.wires(groups) & set(gate.wires):
+                specs.append(_PassSpec(group, tuple(sorted(external)), [gate]))
+                break
+        else:
+            specs.append(_PassSpec(group, tuple(sorted(external)), [gate]))
+    return specs
+
+
+def _embedding(spec: _PassSpec, block: tuple[int, ...]) -> tuple[torch.Tensor, list[int], list[int]]:
+    """Fixed part of every gate's ``d x d`` matrix per control value, and where its 2x2 entries go."""
+    k, m = len(block), len(spec.controls)
+    d, n_ctrl_values = 1 << k, 1 << m
+    n_gates = len(spec.gates)
+    base = torch.zeros(n_gates, n_ctrl_values, d, d, dtype=torch.complex128)
+    dst: list[int] = []
+    src: list[int] = []
+    local = {w: k - 1 - i for i, w in enumerate(block)}  # bit position inside the group index
+    fixed_x = ((0, 1), (1, 0))
+    for gi, gate in enumerate(spec.gates):
+        t_bit = local[gate.target]
+        ctrl = gate.control
+        for cv in range(n_ctrl_values):
+            ext_on = ctrl is None or ctrl in local or (cv >> (m - 1 - spec.controls.index(ctrl))) & 1
+            for col in range(d):
+                active = ext_on and (ctrl not in local or (col >> local[ctrl]) & 1)
+                if not active:
+                    base[gi, cv, col, col] = 1.0
+                    continue
+                t_in = (col >> t_bit) & 1
+                for t_out in (0, 1):
+                    row = (col & ~(1 << t_bit)) | (t_out << t_bit)
+                    if gate.name == "CNOT":
+                        base[gi, cv, row, col] = float(fixed_x[t_out][t_in])
+                    else:
+                        dst.append(((gi * n_ctrl_values + cv) * d + row) * d + col)
+                        src.append(gi * 4 + t_out * 2 + t_in)
+    return base, dst, src
+
+
+def _layouts(specs: list[_PassSpec], groups: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """Memory order of groups per pass: a pass needs its control wires before its own group."""
+    group_of = {w: g for g, ws in enumerate(groups) for w in ws}
+    layout = tuple(range(len(groups)))
+    result = []
+    for spec in specs:
+        position = layout.index(spec.group)
+        if any(layout.index(group_of[c]) > position for c in spec.controls):
+            layout = tuple(g for g in layout if g != spec.group) + (spec.group,)
+        result.append(layout)
+    return result
+
+
+def _compile_pass(spec: _PassSpec, groups: list[tuple[int, ...]], layout: tuple[int, ...]) -> Pass:
+    base, dst, src = _embedding(spec, groups[spec.group])
+    return Pass(
+        group=spec.group,
+        controls=spec.controls,
+        weight_index=torch.tensor([-1 if g.weight is None else g.weight for g in spec.gates]),
+        is_rx=torch.tensor([g.name in ("RX", "CRX") for g in spec.gates]),
+        base=base,
+        scatter_dst=torch.tensor(dst, dtype=torch.long),
+        scatter_src=torch.tensor(src, dtype=torch.long),
+        layout=layout,
+    )
+
+
+@cache
+def compile_circuit(circuit: Circuit) -> Plan:
+    """Fuse a circuit's gates into passes and split off the product-state prefix."""
+    groups = _groups(circuit.n_wires)
+    group_of = {w: g for g, ws in enumerate(groups) for w in ws}
+    prefix_specs, full_specs = [], []
+    entangled: set[int] = set()
+    for spec in _fuse(circuit, groups):
+        if not spec.controls and spec.group not in entangled:
+            prefix_specs.append(spec)
+        else:
+            entangled |= {spec.group} | {group_of[c] for c in spec.controls}
+            full_specs.append(spec)
+    identity = tuple(range(len(groups)))
+    return Plan(
+        n_wires=circuit.n_wires,
+        n_weights=circuit.n_weights,
+        groups=tuple(groups),
+        prefix=tuple(_compile_pass(s, groups, identity) for s in prefix_specs),
+        passes=tuple(
+            _compile_pass(s, groups, layout)
+            for s, layout in zip(full_specs, _layouts(full_specs, groups), strict=True)
+        ),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Pass unitaries from angles (ordinary autograd on small tensors)
+
+
+def _rotations(angles: torch.Tensor, is_rx: torch.Tensor) -> torch.Tensor:
+    """(K, L) angles -> (K, L, 2, 2) RX or RZ matrices."""
+    half = angles / 2
+    c, s = torch.cos(half), torch.sin(half)
+    zero = torch.zeros_like(c)
+    rx = torch.stack([torch.complex(c, zero), torch.complex(zero, -s), torch.complex(zero, -s),
+                      torch.complex(c, zero)], dim=-1)
+    rz = torch.stack([torch.complex(c, -s), torch.complex(zero, zero), torch.complex(zero, zero),
+                      torch.complex(c, s)], dim=-1)
+    return torch.where(is_rx[:, None], rx, rz).unflatten(-1, (2, 2))
+
+
+def pass_unitaries(p: Pass, weights: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The pass unitary per control value, (K, C, d, d), for weights (K, n_weights)."""
+    device = weights.device
+    idx = p.weight_index.to(device)
+    angles = weights[:, idx.clamp(min=0)] * (idx >= 0)
+    rot = _rotations(angles, p.is_rx.to(device)).to(dtype)
+    n_gates, n_ctrl, d, _ = p.base.shape
+    k = weights.shape[0]
+    filled = rot.new_zeros(k, n_gates * n_ctrl * d * d).index_add(
+        1, p.scatter_dst.to(device), rot.flatten(1)[:, p.scatter_src.to(device)]
+    )
+    gates = p.base.to(device=device, dtype=dtype) + filled.view(k, n_gates, n_ctrl, d, d)
+    # Multiply gates in order (later gates on the left) by pairwise reduction: log2(L) batched matmuls.
+    while gates.shape[1] > 1:
+        if gates.shape[1] % 2:
+            eye = torch.eye(d, dtype=dtype, device=device).expand(k, 1, n_ctrl, d, d)
+            gates = torch.cat([gates, eye], dim=1)
+        gates = gates[:, 1::2] @ gates[:, 0::2]
+    return gates[:, 0]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Applying passes to full states (K, 2**n, N)
+
+
+def _bit_dims(plan: Plan, layout: tuple[int, ...], p: Pass) -> tuple[list[int], int, int]:
+    """Wires before the pass's group in memory, the group's dimension, and the wires after it."""
+    position = layout.index(p.group)
+    before = [w for g in layout[:position] for w in plan.groups[g]]
+    after = sum(len(plan.groups[g]) for g in layout[position + 1 :])
+    return before, 1 << len(plan.groups[p.group]), after
+
+
+def _broadcast_unitary(u: torch.Tensor, p: Pass, before: list[int]) -> torch.Tensor:
+    """(K, C, d, d) -> (K, s_1, ..., s_b, d, d) with s_i = 2 for control wires, 1 otherwise."""
+    k, _, d, _ = u.shape
+    m = len(p.controls)
+    u = u.reshape(k, *([2] * m), d, d)
+    order = sorted(range(m), key=lambda i: before.index(p.controls[i]))
+    u = u.permute(0, *[1 + i for i in order], m + 1, m + 2)
+    shape = [2 if w in p.controls else 1 for w in before]
+    return u.reshape(k, *shape, d, d)
+
+
+def _apply(plan: Plan, p: Pass, u_view: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    before, d, _ = _bit_dims(plan, p.layout, p)
+    k = state.shape[0]
+    view = state.view(k, *([2] * len(before)), d, -1)
+    return torch.matmul(u_view, view).view(state.shape)
+
+
+def _unitary_grad(plan: Plan, p: Pass, lam_out: torch.Tensor, psi_in: torch.Tensor) -> torch.Tensor:
+    """sum over samples of lam_out psi_in^H per control value, in the layout of ``_broadcast_unitary``."""
+    before, d, _ = _bit_dims(plan, p.layout, p)
+    k = lam_out.shape[0]
+    lam = lam_out.view(k, *([2] * len(before)), d, -1)
+    psi = psi_in.view(k, *([2] * len(before)), d, -1)
+    outer = torch.matmul(lam, psi.mH)
+    reduce_dims = [1 + i for i, w in enumerate(before) if w not in p.controls]
+    return outer.sum(dim=reduce_dims, keepdim=True) if reduce_dims else outer
+
+
+def _unbroadcast(grad_view: torch.Tensor, p: Pass, before: list[int]) -> torch.Tensor:
+    """Inverse of ``_broadcast_unitary`` for gradients: back to (K, C, d, d)."""
+    k, d = grad_view.shape[0], grad_view.shape[-1]
+    m = len(p.controls)
+    memory_order = sorted(range(m), key=lambda i: before.index(p.controls[i]))
+    g = grad_view.reshape(k, *([2] * m), d, d)
+    inverse = [memory_order.index(i) for i in range(m)]
+    g = g.permute(0, *[1 + i for i in inverse], m + 1, m + 2)
+    return g.reshape(k, 1 << m, d, d)
+
+
+def _relayout(plan: Plan, state: torch.Tensor, src: tuple[int, ...], dst: tuple[int, ...]) -> torch.Tensor:
+    if src == dst:
+        return state
+    k, _, n = state.shape
+    sizes = [1 << len(plan.groups[g]) for g in src]
+    perm = [src.index(g) for g in dst]
+    moved = state.view(k, *sizes, n).permute(0, *[1 + i for i in perm], len(src) + 1)
+    return moved.reshape(k, -1, n)
+
+
+@cache
+def _z_signs(plan: Plan, layout: tuple[int, ...]) -> torch.Tensor:
+    """(n_wires, 2**n) matrix of the eigenvalue of Z_w on each basis state in ``layout`` order."""
+    wires = [w for g in layout for w in plan.groups[g]]
+    n = len(wires)
+    index = torch.arange(1 << n)
+    signs = torch.empty(n, 1 << n, dtype=torch.float64)
+    for position, w in enumerate(wires):
+        signs[w] = 1.0 - 2.0 * ((index >> (n - 1 - position)) & 1)
+    return signs
+
+
+def _kron_groups(group_states: list[torch.Tensor]) -> torch.Tensor:
+    """Product state (K, 2**n, N) from group states (K, d_g, N)."""
+    state = group_states[0]
+    for g in group_states[1:]:
+        state = (state[:, :, None, :] * g[:, None, :, :]).flatten(1, 2)
+    return state
+
+
+def _kron_grads(lam: torch.Tensor, group_states: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Adjoint of ``_kron_groups``: contract lam with the conjugates of all other groups."""
+    k, _, n = lam.shape
+    sizes = [g.shape[1] for g in group_states]
+    grads = []
+    for i, own in enumerate(sizes):
+        others = [g.conj() for j, g in enumerate(group_states) if j != i]
+        rest = _kron_groups(others) if others else None
+        t = lam.view(k, *sizes, n).movedim(1 + i, 1).reshape(k, own, -1, n)
+        grads.append(t.sum(2) if rest is None else (t * rest[:, None]).sum(2))
+    return grads
+
+
+class _FullStateExpvals(torch.autograd.Function):
+    """<Z> of every wire after the full-state passes, with an adjoint (uncompute) backward."""
+
+    @staticmethod
+    def forward(ctx, plan: Plan, chunk: int, n_groups: int, *tensors: torch.Tensor) -> torch.Tensor:
+        group_states, unitaries = list(tensors[:n_groups]), tensors[n_groups:]
+        k, _, n = group_states[0].shape
+        views = [_broadcast_unitary(u, p, _bit_dims(plan, p.layout, p)[0])
+                 for u, p in zip(unitaries, plan.passes, strict=True)]
+        signs = _z_signs(plan, plan.passes[-1].layout).to(device=group_states[0].device,
+                                                          dtype=group_states[0].real.dtype)
+        out = signs.new_empty(k, plan.n_wires, n)
+        finals = []
+        for start in range(0, n, chunk):
+            state = _kron_groups([g[..., start : start + chunk] for g in group_states])
+            layout = tuple(range(len(plan.groups)))
+            for p, view in zip(plan.passes, views, strict=True):
+                state = _relayout(plan, state, layout, p.layout)
+                layout = p.layout
+                state = _apply(plan, p, view, state)
+            out[..., start : start + chunk] = signs @ (state.real.square() + state.imag.square())
+            finals.append(state)
+        ctx.plan, ctx.chunk, ctx.n_groups, ctx.finals, ctx.views = plan, chunk, n_groups, finals, views
+        ctx.save_for_backward(*group_states)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        plan: Plan = ctx.plan
+        group_states = list(ctx.saved_tensors)
+        views = ctx.views
+        last = plan.passes[-1].layout
+        identity = tuple(range(len(plan.groups)))
+        signs = _z_signs(plan, last).to(grad_out)
+        group_grads = [torch.zeros_like(g) for g in group_states]
+        unitary_grads = [None] * len(views)
+        for index, psi in enumerate(ctx.finals):
+            start = index * ctx.chunk
+            g = grad_out[..., start : start + ctx.chunk]
+            # lam = dL/d(conj psi); the pair (psi, lam) is un-applied pass by pass.
+            pair = torch.stack([psi, psi * (signs.mT @ g)])
+            layout = last
+            for i in reversed(range(len(plan.passes))):
+                p = plan.passes[i]
+                pair = _relayout_pair(plan, pair, layout, p.layout)
+                layout = p.layout
+                before = pair
+                pair = _apply_pair(plan, p, views[i].mH, pair)
+                grad = _unitary_grad(plan, p, before[1], pair[0])
+                unitary_grads[i] = grad if unitary_grads[i] is None else unitary_grads[i] + grad
+            pair = _relayout_pair(plan, pair, layout, identity)
+            chunk_states = [s[..., start : start + ctx.chunk] for s in group_states]
+            for gg, gc in zip(group_grads, _kron_grads(pair[1], chunk_states), strict=True):
+                gg[..., start : start + ctx.chunk] = 2 * gc
+        ctx.finals = None
+        results = [
+            2 * _unbroadcast(g, p, _bit_dims(plan, p.layout, p)[0])
+            for g, p in zip(unitary_grads, plan.passes, strict=True)
+        ]
+        return (None, None, None, *group_grads, *results)
+
+
+def _relayout_pair(plan: Plan, pair: torch.Tensor, src: tuple[int, ...], dst: tuple[int, ...]) -> torch.Tensor:
+    if src == dst:
+        return pair
+    two, k, dim, n = pair.shape
+    return _relayout(plan, pair.reshape(two * k, dim, n), src, dst).view(two, k, dim, n)
+
+
+def _apply_pair(plan: Plan, p: Pass, u_view: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
+    before, d, _ = _bit_dims(plan, p.layout, p)
+    k = pair.shape[1]
+    view = pair.view(2, k, *([2] * len(before)), d, -1)
+    return torch.matmul(u_view, view).view(pair.shape)
+
+
+def _encode(inputs: torch.Tensor, plan: Plan, dtype: torch.dtype) -> list[torch.Tensor]:
+    """RX(x)|0> on every wire, multiplied into group states (K, d, N)."""
+    half = inputs.transpose(1, 2).to(dtype.to_real()) / 2
+    c, s = torch.cos(half), torch.sin(half)
+    qubits = torch.stack([torch.complex(c, torch.zeros_like(c)), torch.complex(torch.zeros_like(s), -s)], 2)
+    return [_kron_groups([qubits[:, w] for w in ws]) for ws in plan.groups]
+
+
+def _group_expvals(state: torch.Tensor, n_group_wires: int) -> torch.Tensor:
+    """<Z> of the wires of one unentangled group from its state (K, d, N)."""
+    index = torch.arange(state.shape[1], device=state.device)
+    bits = (index[None, :] >> torch.arange(n_group_wires - 1, -1, -1, device=state.device)[:, None]) & 1
+    signs = (1 - 2 * bits).to(state.real.dtype)
+    return signs @ (state.real.square() + state.imag.square())
+
+
+def simulate(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor, *,
+             dtype: torch.dtype = torch.complex64, chunk_size: int | None = None) -> torch.Tensor:
+    """<Z_i> for K circuits of one structure: inputs (K, N, n_wires) RX angles, weights (K, n_weights).
+
+    Returns (K, N, n_wires) in the real dtype matching ``dtype`` (complex64 -> float32).
+    Differentiable with respect to inputs and weights. No argument checking: see :func:`hqdm.quantum.expvals`.
+    """
+    chunk = chunk_size or max(1, CHUNK_AMPLITUDES >> plan.n_wires)
+    states = _encode(inputs, plan, dtype)
+    real_weights = weights.to(dtype.to_real())
+    for p in plan.prefix:
+        states[p.group] = pass_unitaries(p, real_weights, dtype)[:, 0] @ states[p.group]
+    if plan.passes:
+        unitaries = [pass_unitaries(p, real_weights, dtype) for p in plan.passes]
+        out = _FullStateExpvals.apply(plan, chunk, len(states), *states, *unitaries)
+    else:
+        out = torch.cat([_group_expvals(s, len(ws)) for s, ws in zip(states, plan.groups, strict=True)], 1)
+    return out.transpose(1, 2)
