@@ -1,8 +1,17 @@
 """Quantum circuits as data, a fast batched simulator, torch layers and a PennyLane export."""
 
-from hqdm.quantum.circuits import ANGLES_PER_LAYER, ANSATZ_WIRES, ANSATZES, VARIANTS, Circuit, Gate, build_circuit
+from hqdm.quantum.circuits import (
+    ANGLES_PER_LAYER,
+    ANSATZ_WIRES,
+    ANSATZES,
+    VARIANTS,
+    Circuit,
+    Gate,
+    build_circuit,
+)
 from hqdm.quantum.functional import expvals
 from hqdm.quantum.layers import PatchCircuit, Quanvolution
+from hqdm.quantum.pennylane_export import to_pennylane
 
 __all__ = [
     "ANGLES_PER_LAYER",
@@ -15,4 +24,5 @@ __all__ = [
     "Quanvolution",
     "build_circuit",
     "expvals",
+    "to_pennylane",
 ]

@@ -50,7 +50,8 @@ def expvals(
     check_angles("weights", weights)
     if inputs.dim() != 2 or inputs.shape[1] != n_wires:
         raise ValueError(
-            f"inputs must have shape (batch, {n_wires}) for {ansatz} ({n_wires} wires), got {tuple(inputs.shape)}"
+            f"inputs must have shape (batch, {n_wires}) for {ansatz} ({n_wires} wires), "
+            f"got {tuple(inputs.shape)}"
         )
     if weights.dim() != 2 or weights.shape[1] != per_layer or weights.shape[0] < 1:
         raise ValueError(

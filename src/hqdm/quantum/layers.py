@@ -78,8 +78,10 @@ class PatchCircuit(nn.Module):
         return self._from_wires(z).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return (f"{self.ansatz}, layers={self.n_layers}, circuits={self.n_circuits}, variant={self.variant}, "
-                f"wire_order={self.wire_order}, angle_scale={self.angle_scale:g}")
+        return (
+            f"{self.ansatz}, layers={self.n_layers}, circuits={self.n_circuits}, variant={self.variant}, "
+            f"wire_order={self.wire_order}, angle_scale={self.angle_scale:g}"
+        )
 
 
 class Quanvolution(nn.Module):
@@ -100,7 +102,8 @@ class Quanvolution(nn.Module):
         b, c, h, w = x.shape
         if c != self.circuit.channels * self.circuit.n_circuits or h % 2 or w % 2:
             raise ValueError(
-                f"Quanvolution expects (B, {self.circuit.channels}, H, W) with even H and W, got {tuple(x.shape)}"
+                f"Quanvolution expects (B, {self.circuit.channels}, H, W) with even H and W, "
+                f"got {tuple(x.shape)}"
             )
         patches = x.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(-1, c, 2, 2)
         out = self.circuit(patches)

@@ -21,8 +21,6 @@ call through the leading ``circuits`` dimension; the QVU-Net vertex uses this fo
 
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass
 from functools import cache
 
@@ -50,16 +48,30 @@ class _PassSpec:
 
 @dataclass(frozen=True)
 class Pass:
-    """A compiled pass: fixed tensors that turn gate angles into the pass unitaries."""
+    """A compiled pass: fixed tensors that turn gate angles into unitaries, and how to apply them.
+
+    ``block`` is either a whole group (a dense pass: batched matmul) or a single target wire (a bit pass:
+    elementwise, for passes whose gates all share one target, e.g. the last coupling gates of a layer).
+    ``layout`` is the memory order of the groups while the pass runs; ``view_shape`` is the broadcast shape
+    of the unitary over the other wires in memory order (2 for a control wire, 1 otherwise).
+    """
 
     group: int
+    block: tuple[int, ...]
     controls: tuple[int, ...]
     weight_index: torch.Tensor  # (L,) index into the flat weight vector, -1 for fixed gates
     is_rx: torch.Tensor  # (L,) bool: the 2x2 is an X rotation (else a Z rotation)
     base: torch.Tensor  # (L, C, d, d) complex128: identity parts and fixed gates
     scatter_dst: torch.Tensor  # flat positions in (L, C, d, d) that hold entries of a gate's 2x2
     scatter_src: torch.Tensor  # flat positions in (L, 2, 2) that fill them
-    layout: tuple[int, ...]  # memory order of the groups while this pass runs
+    layout: tuple[int, ...]
+    position: int  # dense: number of wires before the group in memory; bit: memory index of the target
+    view_shape: tuple[int, ...]
+    control_order: tuple[int, ...]  # canonical index of each control, in memory order
+
+    @property
+    def is_bit(self) -> bool:
+        return len(self.block) == 1
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,9 @@ class Plan:
     groups: tuple[tuple[int, ...], ...]
     prefix: tuple[Pass, ...]
     passes: tuple[Pass, ...]
+
+    def memory_wires(self, layout: tuple[int, ...]) -> list[int]:
+        return [w for g in layout for w in self.groups[g]]
 
 
 def _groups(n_wires: int) -> list[tuple[int, ...]]:
@@ -98,21 +113,34 @@ def _fuse(circuit: Circuit, groups: list[tuple[int, ...]]) -> list[_PassSpec]:
     return specs
 
 
-def _embedding(spec: _PassSpec, block: tuple[int, ...]) -> tuple[torch.Tensor, list[int], list[int]]:
+def _block_and_controls(
+    spec: _PassSpec, groups: list[tuple[int, ...]]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A single-target pass becomes a bit pass (all other wires controls); others act on the whole group."""
+    targets = {g.target for g in spec.gates}
+    if len(targets) == 1:
+        controls = {w for g in spec.gates for w in g.wires} - targets
+        if len(controls) <= MAX_CONTROLS:
+            return (targets.pop(),), tuple(sorted(controls))
+    return groups[spec.group], spec.controls
+
+
+def _embedding(
+    gates: list[Gate], block: tuple[int, ...], controls: tuple[int, ...]
+) -> tuple[torch.Tensor, list[int], list[int]]:
     """Fixed part of every gate's ``d x d`` matrix per control value, and where its 2x2 entries go."""
-    k, m = len(block), len(spec.controls)
+    k, m = len(block), len(controls)
     d, n_ctrl_values = 1 << k, 1 << m
-    n_gates = len(spec.gates)
-    base = torch.zeros(n_gates, n_ctrl_values, d, d, dtype=torch.complex128)
+    base = torch.zeros(len(gates), n_ctrl_values, d, d, dtype=torch.complex128)
     dst: list[int] = []
     src: list[int] = []
-    local = {w: k - 1 - i for i, w in enumerate(block)}  # bit position inside the group index
+    local = {w: k - 1 - i for i, w in enumerate(block)}  # bit position inside the block index
     fixed_x = ((0, 1), (1, 0))
-    for gi, gate in enumerate(spec.gates):
+    for gi, gate in enumerate(gates):
         t_bit = local[gate.target]
         ctrl = gate.control
         for cv in range(n_ctrl_values):
-            ext_on = ctrl is None or ctrl in local or (cv >> (m - 1 - spec.controls.index(ctrl))) & 1
+            ext_on = ctrl is None or ctrl in local or (cv >> (m - 1 - controls.index(ctrl))) & 1
             for col in range(d):
                 active = ext_on and (ctrl not in local or (col >> local[ctrl]) & 1)
                 if not active:
@@ -129,30 +157,51 @@ def _embedding(spec: _PassSpec, block: tuple[int, ...]) -> tuple[torch.Tensor, l
     return base, dst, src
 
 
-def _layouts(specs: list[_PassSpec], groups: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-    """Memory order of groups per pass: a pass needs its control wires before its own group."""
+def _layouts(
+    specs: list[_PassSpec], blocks: list[tuple[int, ...]], groups: list[tuple[int, ...]]
+) -> list[tuple[int, ...]]:
+    """Memory order of groups per pass: a dense pass needs its control wires before its group."""
     group_of = {w: g for g, ws in enumerate(groups) for w in ws}
     layout = tuple(range(len(groups)))
     result = []
-    for spec in specs:
-        position = layout.index(spec.group)
-        if any(layout.index(group_of[c]) > position for c in spec.controls):
-            layout = tuple(g for g in layout if g != spec.group) + (spec.group,)
+    for spec, block in zip(specs, blocks, strict=True):
+        if len(block) > 1:
+            position = layout.index(spec.group)
+            if any(layout.index(group_of[c]) > position for c in spec.controls):
+                layout = (*(g for g in layout if g != spec.group), spec.group)
         result.append(layout)
     return result
 
 
-def _compile_pass(spec: _PassSpec, groups: list[tuple[int, ...]], layout: tuple[int, ...]) -> Pass:
-    base, dst, src = _embedding(spec, groups[spec.group])
+def _compile_pass(
+    spec: _PassSpec,
+    block: tuple[int, ...],
+    controls: tuple[int, ...],
+    plan_groups: list[tuple[int, ...]],
+    layout: tuple[int, ...],
+) -> Pass:
+    base, dst, src = _embedding(spec.gates, block, controls)
+    memory = [w for g in layout for w in plan_groups[g]]
+    if len(block) == 1:
+        position = memory.index(block[0])
+        others = [w for w in memory if w != block[0]]
+    else:
+        position = memory.index(block[0])
+        others = memory[:position]
+    in_memory = sorted(controls, key=others.index)
     return Pass(
         group=spec.group,
-        controls=spec.controls,
+        block=block,
+        controls=controls,
         weight_index=torch.tensor([-1 if g.weight is None else g.weight for g in spec.gates]),
         is_rx=torch.tensor([g.name in ("RX", "CRX") for g in spec.gates]),
         base=base,
         scatter_dst=torch.tensor(dst, dtype=torch.long),
         scatter_src=torch.tensor(src, dtype=torch.long),
         layout=layout,
+        position=position,
+        view_shape=tuple(2 if w in controls else 1 for w in others),
+        control_order=tuple(controls.index(c) for c in in_memory),
     )
 
 
@@ -170,14 +219,16 @@ def compile_circuit(circuit: Circuit) -> Plan:
             entangled |= {spec.group} | {group_of[c] for c in spec.controls}
             full_specs.append(spec)
     identity = tuple(range(len(groups)))
+    shapes = [_block_and_controls(s, groups) for s in full_specs]
+    layouts = _layouts(full_specs, [b for b, _ in shapes], groups)
     return Plan(
         n_wires=circuit.n_wires,
         n_weights=circuit.n_weights,
         groups=tuple(groups),
-        prefix=tuple(_compile_pass(s, groups, identity) for s in prefix_specs),
+        prefix=tuple(_compile_pass(s, groups[s.group], (), groups, identity) for s in prefix_specs),
         passes=tuple(
-            _compile_pass(s, groups, layout)
-            for s, layout in zip(full_specs, _layouts(full_specs, groups), strict=True)
+            _compile_pass(s, block, controls, groups, layout)
+            for s, (block, controls), layout in zip(full_specs, shapes, layouts, strict=True)
         ),
     )
 
@@ -191,10 +242,14 @@ def _rotations(angles: torch.Tensor, is_rx: torch.Tensor) -> torch.Tensor:
     half = angles / 2
     c, s = torch.cos(half), torch.sin(half)
     zero = torch.zeros_like(c)
-    rx = torch.stack([torch.complex(c, zero), torch.complex(zero, -s), torch.complex(zero, -s),
-                      torch.complex(c, zero)], dim=-1)
-    rz = torch.stack([torch.complex(c, -s), torch.complex(zero, zero), torch.complex(zero, zero),
-                      torch.complex(c, s)], dim=-1)
+    rx = torch.stack(
+        [torch.complex(c, zero), torch.complex(zero, -s), torch.complex(zero, -s), torch.complex(c, zero)],
+        dim=-1,
+    )
+    rz = torch.stack(
+        [torch.complex(c, -s), torch.complex(zero, zero), torch.complex(zero, zero), torch.complex(c, s)],
+        dim=-1,
+    )
     return torch.where(is_rx[:, None], rx, rz).unflatten(-1, (2, 2))
 
 
@@ -220,71 +275,77 @@ def pass_unitaries(p: Pass, weights: torch.Tensor, dtype: torch.dtype) -> torch.
 
 
 # ----------------------------------------------------------------------------------------------------
-# Applying passes to full states (K, 2**n, N)
+# Applying passes to stacks of full states (S, K, 2**n, N): S = 1 forward, S = 2 (psi, lam) backward
 
 
-def _bit_dims(plan: Plan, layout: tuple[int, ...], p: Pass) -> tuple[list[int], int, int]:
-    """Wires before the pass's group in memory, the group's dimension, and the wires after it."""
-    position = layout.index(p.group)
-    before = [w for g in layout[:position] for w in plan.groups[g]]
-    after = sum(len(plan.groups[g]) for g in layout[position + 1 :])
-    return before, 1 << len(plan.groups[p.group]), after
-
-
-def _broadcast_unitary(u: torch.Tensor, p: Pass, before: list[int]) -> torch.Tensor:
-    """(K, C, d, d) -> (K, s_1, ..., s_b, d, d) with s_i = 2 for control wires, 1 otherwise."""
+def _broadcast(u: torch.Tensor, p: Pass) -> torch.Tensor:
+    """(K, C, d, d) -> (K, *view_shape, d, d): control dims in memory order, 1 for other wires."""
     k, _, d, _ = u.shape
     m = len(p.controls)
-    u = u.reshape(k, *([2] * m), d, d)
-    order = sorted(range(m), key=lambda i: before.index(p.controls[i]))
-    u = u.permute(0, *[1 + i for i in order], m + 1, m + 2)
-    shape = [2 if w in p.controls else 1 for w in before]
-    return u.reshape(k, *shape, d, d)
+    u = u.reshape(k, *([2] * m), d, d).permute(0, *[1 + i for i in p.control_order], m + 1, m + 2)
+    return u.reshape(k, *p.view_shape, d, d)
 
 
-def _apply(plan: Plan, p: Pass, u_view: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-    before, d, _ = _bit_dims(plan, p.layout, p)
-    k = state.shape[0]
-    view = state.view(k, *([2] * len(before)), d, -1)
-    return torch.matmul(u_view, view).view(state.shape)
-
-
-def _unitary_grad(plan: Plan, p: Pass, lam_out: torch.Tensor, psi_in: torch.Tensor) -> torch.Tensor:
-    """sum over samples of lam_out psi_in^H per control value, in the layout of ``_broadcast_unitary``."""
-    before, d, _ = _bit_dims(plan, p.layout, p)
-    k = lam_out.shape[0]
-    lam = lam_out.view(k, *([2] * len(before)), d, -1)
-    psi = psi_in.view(k, *([2] * len(before)), d, -1)
-    outer = torch.matmul(lam, psi.mH)
-    reduce_dims = [1 + i for i, w in enumerate(before) if w not in p.controls]
-    return outer.sum(dim=reduce_dims, keepdim=True) if reduce_dims else outer
-
-
-def _unbroadcast(grad_view: torch.Tensor, p: Pass, before: list[int]) -> torch.Tensor:
-    """Inverse of ``_broadcast_unitary`` for gradients: back to (K, C, d, d)."""
-    k, d = grad_view.shape[0], grad_view.shape[-1]
+def _unbroadcast(g: torch.Tensor, p: Pass) -> torch.Tensor:
+    """Inverse of ``_broadcast`` for a gradient already summed over the non-control dims."""
+    k, d = g.shape[0], g.shape[-1]
     m = len(p.controls)
-    memory_order = sorted(range(m), key=lambda i: before.index(p.controls[i]))
-    g = grad_view.reshape(k, *([2] * m), d, d)
-    inverse = [memory_order.index(i) for i in range(m)]
-    g = g.permute(0, *[1 + i for i in inverse], m + 1, m + 2)
+    inverse = [p.control_order.index(i) for i in range(m)]
+    g = g.reshape(k, *([2] * m), d, d).permute(0, *[1 + i for i in inverse], m + 1, m + 2)
     return g.reshape(k, 1 << m, d, d)
 
 
-def _relayout(plan: Plan, state: torch.Tensor, src: tuple[int, ...], dst: tuple[int, ...]) -> torch.Tensor:
+def _apply(p: Pass, u: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """Apply broadcast unitaries ``u`` (K, *view_shape, d, d) to ``states`` (S, K, 2**n, N)."""
+    s, k, dim, n = states.shape
+    if not p.is_bit:
+        d = u.shape[-1]
+        return torch.matmul(u, states.view(s, k, *([2] * p.position), d, -1)).view(states.shape)
+    n_bits = dim.bit_length() - 1
+    view = states.view(s, k, *([2] * n_bits), n)
+    x0, x1 = view.select(2 + p.position, 0), view.select(2 + p.position, 1)
+    uu = u[..., None, :, :]  # a trailing axis for the samples
+    out0 = uu[..., 0, 0] * x0 + uu[..., 0, 1] * x1
+    out1 = uu[..., 1, 0] * x0 + uu[..., 1, 1] * x1
+    return torch.stack([out0, out1], dim=2 + p.position).view(states.shape)
+
+
+def _unitary_grad(p: Pass, lam_out: torch.Tensor, psi_in: torch.Tensor) -> torch.Tensor:
+    """sum over samples of lam_out psi_in^H per control value, shaped like ``_broadcast``'s output."""
+    k, dim, n = lam_out.shape
+    if not p.is_bit:
+        d = 1 << len(p.block)
+        lam = lam_out.view(k, *([2] * p.position), d, -1)
+        psi = psi_in.view(k, *([2] * p.position), d, -1)
+        outer = torch.matmul(lam, psi.mH)
+        reduce = [1 + i for i, size in enumerate(p.view_shape) if size == 1]
+        return outer.sum(dim=reduce, keepdim=True) if reduce else outer
+    n_bits = dim.bit_length() - 1
+    lam = lam_out.view(k, *([2] * n_bits), n)
+    psi = psi_in.view(k, *([2] * n_bits), n)
+    reduce = [1 + i for i, size in enumerate(p.view_shape) if size == 1] + [n_bits]
+    entries = [
+        (lam.select(1 + p.position, a) * psi.select(1 + p.position, b).conj()).sum(dim=reduce, keepdim=True)
+        for a in (0, 1)
+        for b in (0, 1)
+    ]
+    return torch.stack(entries, -1).squeeze(-2).unflatten(-1, (2, 2))
+
+
+def _relayout(plan: Plan, states: torch.Tensor, src: tuple[int, ...], dst: tuple[int, ...]) -> torch.Tensor:
     if src == dst:
-        return state
-    k, _, n = state.shape
+        return states
+    s, k, _, n = states.shape
     sizes = [1 << len(plan.groups[g]) for g in src]
     perm = [src.index(g) for g in dst]
-    moved = state.view(k, *sizes, n).permute(0, *[1 + i for i in perm], len(src) + 1)
-    return moved.reshape(k, -1, n)
+    moved = states.view(s, k, *sizes, n).permute(0, 1, *[2 + i for i in perm], len(src) + 2)
+    return moved.reshape(states.shape)
 
 
 @cache
 def _z_signs(plan: Plan, layout: tuple[int, ...]) -> torch.Tensor:
     """(n_wires, 2**n) matrix of the eigenvalue of Z_w on each basis state in ``layout`` order."""
-    wires = [w for g in layout for w in plan.groups[g]]
+    wires = plan.memory_wires(layout)
     n = len(wires)
     index = torch.arange(1 << n)
     signs = torch.empty(n, 1 << n, dtype=torch.float64)
@@ -308,35 +369,43 @@ def _kron_grads(lam: torch.Tensor, group_states: list[torch.Tensor]) -> list[tor
     grads = []
     for i, own in enumerate(sizes):
         others = [g.conj() for j, g in enumerate(group_states) if j != i]
-        rest = _kron_groups(others) if others else None
         t = lam.view(k, *sizes, n).movedim(1 + i, 1).reshape(k, own, -1, n)
-        grads.append(t.sum(2) if rest is None else (t * rest[:, None]).sum(2))
+        grads.append(t.sum(2) if not others else (t * _kron_groups(others)[:, None]).sum(2))
     return grads
+
+
+def _chunks(k: int, n: int, n_wires: int, chunk_amplitudes: int) -> list[tuple[slice, slice]]:
+    """(circuit, sample) slices whose states hold about ``chunk_amplitudes`` amplitudes."""
+    per_chunk = max(1, chunk_amplitudes >> n_wires)
+    if n >= per_chunk:
+        return [(slice(c, c + 1), slice(s, s + per_chunk)) for c in range(k) for s in range(0, n, per_chunk)]
+    circuits = max(1, per_chunk // n)
+    return [(slice(c, c + circuits), slice(0, n)) for c in range(0, k, circuits)]
 
 
 class _FullStateExpvals(torch.autograd.Function):
     """<Z> of every wire after the full-state passes, with an adjoint (uncompute) backward."""
 
     @staticmethod
-    def forward(ctx, plan: Plan, chunk: int, n_groups: int, *tensors: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx, plan: Plan, chunk_amplitudes: int, n_groups: int, *tensors: torch.Tensor
+    ) -> torch.Tensor:
         group_states, unitaries = list(tensors[:n_groups]), tensors[n_groups:]
         k, _, n = group_states[0].shape
-        views = [_broadcast_unitary(u, p, _bit_dims(plan, p.layout, p)[0])
-                 for u, p in zip(unitaries, plan.passes, strict=True)]
-        signs = _z_signs(plan, plan.passes[-1].layout).to(device=group_states[0].device,
-                                                          dtype=group_states[0].real.dtype)
+        views = [_broadcast(u, p) for u, p in zip(unitaries, plan.passes, strict=True)]
+        signs = _z_signs(plan, plan.passes[-1].layout).to(group_states[0].real)
         out = signs.new_empty(k, plan.n_wires, n)
+        chunks = _chunks(k, n, plan.n_wires, chunk_amplitudes)
         finals = []
-        for start in range(0, n, chunk):
-            state = _kron_groups([g[..., start : start + chunk] for g in group_states])
+        for kc, nc in chunks:
+            state = _kron_groups([g[kc, :, nc] for g in group_states])[None]
             layout = tuple(range(len(plan.groups)))
             for p, view in zip(plan.passes, views, strict=True):
-                state = _relayout(plan, state, layout, p.layout)
+                state = _apply(p, view[kc], _relayout(plan, state, layout, p.layout))
                 layout = p.layout
-                state = _apply(plan, p, view, state)
-            out[..., start : start + chunk] = signs @ (state.real.square() + state.imag.square())
-            finals.append(state)
-        ctx.plan, ctx.chunk, ctx.n_groups, ctx.finals, ctx.views = plan, chunk, n_groups, finals, views
+            out[kc, :, nc] = signs @ (state[0].real.square() + state[0].imag.square())
+            finals.append(state[0])
+        ctx.plan, ctx.chunks, ctx.finals, ctx.views = plan, chunks, finals, views
         ctx.save_for_backward(*group_states)
         return out
 
@@ -344,50 +413,34 @@ class _FullStateExpvals(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):
         plan: Plan = ctx.plan
         group_states = list(ctx.saved_tensors)
-        views = ctx.views
-        last = plan.passes[-1].layout
-        identity = tuple(range(len(plan.groups)))
-        signs = _z_signs(plan, last).to(grad_out)
+        adjoints = [_adjoint(v) for v in ctx.views]
+        signs = _z_signs(plan, plan.passes[-1].layout).to(grad_out)
         group_grads = [torch.zeros_like(g) for g in group_states]
-        unitary_grads = [None] * len(views)
-        for index, psi in enumerate(ctx.finals):
-            start = index * ctx.chunk
-            g = grad_out[..., start : start + ctx.chunk]
+        unitary_grads = [torch.zeros_like(v) for v in ctx.views]
+        for (kc, nc), psi in zip(ctx.chunks, ctx.finals, strict=True):
             # lam = dL/d(conj psi); the pair (psi, lam) is un-applied pass by pass.
-            pair = torch.stack([psi, psi * (signs.mT @ g)])
-            layout = last
+            pair = torch.stack([psi, psi * (signs.mT @ grad_out[kc, :, nc])])
+            layout = plan.passes[-1].layout
             for i in reversed(range(len(plan.passes))):
                 p = plan.passes[i]
-                pair = _relayout_pair(plan, pair, layout, p.layout)
+                pair = _relayout(plan, pair, layout, p.layout)
                 layout = p.layout
-                before = pair
-                pair = _apply_pair(plan, p, views[i].mH, pair)
-                grad = _unitary_grad(plan, p, before[1], pair[0])
-                unitary_grads[i] = grad if unitary_grads[i] is None else unitary_grads[i] + grad
-            pair = _relayout_pair(plan, pair, layout, identity)
-            chunk_states = [s[..., start : start + ctx.chunk] for s in group_states]
-            for gg, gc in zip(group_grads, _kron_grads(pair[1], chunk_states), strict=True):
-                gg[..., start : start + ctx.chunk] = 2 * gc
+                lam_out = pair[1]
+                pair = _apply(p, adjoints[i][kc], pair)
+                unitary_grads[i][kc] += _unitary_grad(p, lam_out, pair[0])
+            pair = _relayout(plan, pair, layout, tuple(range(len(plan.groups))))
+            chunk_states = [g[kc, :, nc] for g in group_states]
+            for total, part in zip(group_grads, _kron_grads(pair[1], chunk_states), strict=True):
+                total[kc, :, nc] = 2 * part
         ctx.finals = None
-        results = [
-            2 * _unbroadcast(g, p, _bit_dims(plan, p.layout, p)[0])
-            for g, p in zip(unitary_grads, plan.passes, strict=True)
-        ]
+        # torch's convention for complex inputs: the gradient is 2 dL/d(conj z) for a real loss
+        results = [2 * _unbroadcast(g, p) for g, p in zip(unitary_grads, plan.passes, strict=True)]
         return (None, None, None, *group_grads, *results)
 
 
-def _relayout_pair(plan: Plan, pair: torch.Tensor, src: tuple[int, ...], dst: tuple[int, ...]) -> torch.Tensor:
-    if src == dst:
-        return pair
-    two, k, dim, n = pair.shape
-    return _relayout(plan, pair.reshape(two * k, dim, n), src, dst).view(two, k, dim, n)
-
-
-def _apply_pair(plan: Plan, p: Pass, u_view: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
-    before, d, _ = _bit_dims(plan, p.layout, p)
-    k = pair.shape[1]
-    view = pair.view(2, k, *([2] * len(before)), d, -1)
-    return torch.matmul(u_view, view).view(pair.shape)
+def _adjoint(u: torch.Tensor) -> torch.Tensor:
+    """A materialised conjugate transpose: a lazy ``.mH`` view makes complex bmm take a slow path."""
+    return torch.conj_physical(u).transpose(-1, -2).contiguous()
 
 
 def _encode(inputs: torch.Tensor, plan: Plan, dtype: torch.dtype) -> list[torch.Tensor]:
@@ -406,21 +459,26 @@ def _group_expvals(state: torch.Tensor, n_group_wires: int) -> torch.Tensor:
     return signs @ (state.real.square() + state.imag.square())
 
 
-def simulate(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor, *,
-             dtype: torch.dtype = torch.complex64, chunk_size: int | None = None) -> torch.Tensor:
+def simulate(
+    plan: Plan,
+    inputs: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    dtype: torch.dtype = torch.complex64,
+    chunk_amplitudes: int = CHUNK_AMPLITUDES,
+) -> torch.Tensor:
     """<Z_i> for K circuits of one structure: inputs (K, N, n_wires) RX angles, weights (K, n_weights).
 
     Returns (K, N, n_wires) in the real dtype matching ``dtype`` (complex64 -> float32).
     Differentiable with respect to inputs and weights. No argument checking: see :func:`hqdm.quantum.expvals`.
     """
-    chunk = chunk_size or max(1, CHUNK_AMPLITUDES >> plan.n_wires)
     states = _encode(inputs, plan, dtype)
     real_weights = weights.to(dtype.to_real())
     for p in plan.prefix:
         states[p.group] = pass_unitaries(p, real_weights, dtype)[:, 0] @ states[p.group]
     if plan.passes:
         unitaries = [pass_unitaries(p, real_weights, dtype) for p in plan.passes]
-        out = _FullStateExpvals.apply(plan, chunk, len(states), *states, *unitaries)
+        out = _FullStateExpvals.apply(plan, chunk_amplitudes, len(states), *states, *unitaries)
     else:
         out = torch.cat([_group_expvals(s, len(ws)) for s, ws in zip(states, plan.groups, strict=True)], 1)
     return out.transpose(1, 2)

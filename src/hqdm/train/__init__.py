@@ -1,1 +1,48 @@
-"""hqdm.train"""
+"""Training: the deterministic, resumable loop, checkpoints, transfer learning, sampling, the demo."""
+
+from hqdm.train.checkpoint import (
+    CheckpointError,
+    TrainState,
+    find_checkpoints,
+    latest_checkpoint,
+    read_state,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from hqdm.train.sampling import SampleResult, load_checkpoint_model, sample_checkpoint
+from hqdm.train.trainer import (
+    NonFiniteLossError,
+    Phase,
+    RunDirError,
+    RunResult,
+    Trainer,
+    default_model_factory,
+    load_training_images,
+    plan_phases,
+    train,
+)
+from hqdm.train.transfer import TransferReport, transfer_weights
+
+__all__ = [
+    "CheckpointError",
+    "NonFiniteLossError",
+    "Phase",
+    "RunDirError",
+    "RunResult",
+    "SampleResult",
+    "TrainState",
+    "Trainer",
+    "TransferReport",
+    "default_model_factory",
+    "find_checkpoints",
+    "latest_checkpoint",
+    "load_checkpoint_model",
+    "load_training_images",
+    "plan_phases",
+    "read_state",
+    "resolve_checkpoint",
+    "sample_checkpoint",
+    "save_checkpoint",
+    "train",
+    "transfer_weights",
+]

@@ -1,0 +1,227 @@
+"""The ``hqdm`` command line (also ``python -m hqdm``).
+
+Each subcommand is one function decorated with :func:`subcommand`: it receives its own argparse
+parser, adds its arguments and returns the function that runs it (``Namespace -> exit code``)::
+
+    @subcommand("evaluate", "score samples against a dataset")
+    def _evaluate(parser: argparse.ArgumentParser) -> Runner:
+        parser.add_argument("samples")
+        def run(args: argparse.Namespace) -> int:
+            ...
+            return 0
+        return run
+
+Errors a user can cause (missing file, bad config, missing data, ...) print one named error line and
+exit with code 2; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["EXIT_USER_ERROR", "Runner", "build_parser", "main", "subcommand"]
+
+EXIT_USER_ERROR = 2
+Runner = Callable[[argparse.Namespace], int]
+Configure = Callable[[argparse.ArgumentParser], Runner]
+_SUBCOMMANDS: list[tuple[str, str, Configure]] = []
+
+
+def subcommand(name: str, help: str) -> Callable[[Configure], Configure]:
+    """Register ``configure`` as the subcommand ``name`` (in registration order)."""
+
+    def register(configure: Configure) -> Configure:
+        _SUBCOMMANDS.append((name, help, configure))
+        return configure
+
+    return register
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes that mean "the input is wrong", imported lazily (torch is slow to import)."""
+    from hqdm.config import ConfigError
+    from hqdm.data import DatasetError
+    from hqdm.train import CheckpointError, NonFiniteLossError, RunDirError
+
+    return (ConfigError, DatasetError, CheckpointError, RunDirError, NonFiniteLossError, OSError)
+
+
+# --- subcommands ---------------------------------------------------------------------------------
+
+
+@subcommand("train", "train a model from a YAML config (resumable)")
+def _train(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("config", help="YAML config, e.g. configs/mnist-1hq.yaml")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.epochs=5 (repeatable; VALUE is YAML)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the newest checkpoint in the run dir"
+    )
+    parser.add_argument("--data-dir", help="folder holding the dataset files (sets data.data_dir)")
+    parser.add_argument("--out", help="run directory (sets output_dir)")
+    parser.add_argument(
+        "--max-steps", type=int, help="stop (with a checkpoint) after this many optimiser steps"
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from hqdm.config import load_config
+        from hqdm.train import train
+
+        values = {
+            k: v for k, v in (("data.data_dir", args.data_dir), ("output_dir", args.out)) if v is not None
+        }
+        cfg = load_config(args.config, args.overrides, values=values)
+        result = train(cfg, resume=args.resume, max_steps=args.max_steps)
+        status = "finished" if result.completed else f"stopped at step {result.state.step}"
+        print(f"training {status}; run directory: {result.run_dir}")
+        print(f"  last checkpoint: {result.final_checkpoint}")
+        print(f"  loss curve: {result.loss_plot}")
+        for grid in result.grids:
+            print(f"  sample grid: {grid}")
+        return 0
+
+    return run
+
+
+@subcommand("sample", "draw samples from a checkpoint into a PNG grid and an .npz")
+def _sample(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("checkpoint", help="checkpoint directory, or a run directory (its newest checkpoint)")
+    parser.add_argument("-n", "--num-images", type=int, default=64, help="number of images (default 64)")
+    parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim")
+    parser.add_argument("--steps", type=int, default=50, help="DDIM steps (DDPM always uses all timesteps)")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0 = deterministic)")
+    parser.add_argument("--out", required=True, help="folder for samples.png and samples.npz")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-ema", action="store_true", help="use the online weights instead of the EMA weights"
+    )
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+
+    def run(args: argparse.Namespace) -> int:
+        from hqdm.train import sample_checkpoint
+        from hqdm.train.trainer import resolve_device
+
+        device = resolve_device(args.device, key="--device")
+        result = sample_checkpoint(
+            args.checkpoint,
+            args.out,
+            num_images=args.num_images,
+            sampler=args.sampler,
+            steps=args.steps,
+            eta=args.eta,
+            seed=args.seed,
+            use_ema=not args.no_ema,
+            device=device,
+            progress=sys.stderr.isatty(),
+        )
+        print(f"{result.num_images} samples from {result.checkpoint}")
+        print(f"  grid: {result.png}")
+        print(f"  uint8 array (key 'images', N x C x H x W): {result.npz}")
+        return 0
+
+    return run
+
+
+@subcommand("models", "list the registered models and their parameter counts")
+def _models(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument(
+        "--channels", type=int, default=1, help="image channels (1 for MNIST, 3 for PathMNIST)"
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from hqdm.models import format_model_table
+
+        print(format_model_table(in_channels=args.channels))
+        return 0
+
+    return run
+
+
+@subcommand("demo", "train a small hybrid model for a few minutes on the shipped data, then sample")
+def _demo(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("--out", default="hqdm-demo", help="run directory (default ./hqdm-demo)")
+    parser.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
+    parser.add_argument("--steps", type=int, help="stop after this many steps (whichever comes first)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a demo setting, e.g. --set data.dataset=embedded-mnist",
+    )  # fmt: skip
+
+    def run(args: argparse.Namespace) -> int:
+        from hqdm.train.demo import run_demo
+
+        result = run_demo(args.out, minutes=args.minutes, steps=args.steps, overrides=args.overrides)
+        print(f"demo trained {result.run.state.step} steps; run directory: {result.run.run_dir}")
+        print(f"  samples (DDIM, EMA weights): {result.samples_png}")
+        print(f"  loss curve: {result.run.loss_plot}")
+        return 0
+
+    return run
+
+
+@subcommand("data", "download or check a dataset")
+def _data(parser: argparse.ArgumentParser) -> Runner:
+    from hqdm.data import DATASET_NAMES
+
+    actions = parser.add_subparsers(dest="action", required=True, metavar="{download,check}")
+    download = actions.add_parser("download", help="fetch and verify a dataset into the cache")
+    download.add_argument("name", choices=DATASET_NAMES)
+    download.add_argument("--cache-dir", help="where to store it (default: the user cache hqdm searches)")
+    check = actions.add_parser("check", help="report whether a dataset can be loaded, split by split")
+    check.add_argument("name", choices=DATASET_NAMES)
+    check.add_argument("--data-dir", help="folder to search first")
+
+    def run(args: argparse.Namespace) -> int:
+        from hqdm.data import check_dataset, download_dataset
+
+        if args.action == "download":
+            print(f"{args.name} is in {download_dataset(args.name, args.cache_dir)}")
+            return 0
+        report = check_dataset(args.name, args.data_dir)
+        print(report.format())
+        return 0 if report.ok else EXIT_USER_ERROR
+
+    return run
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hqdm import __version__
+
+    parser = argparse.ArgumentParser(prog="hqdm", description="Hybrid quantum-classical diffusion models.")
+    parser.add_argument("--version", action="version", version=f"hqdm {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text, configure in _SUBCOMMANDS:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(run=configure(sub))
+    return parser
+
+
+def _report_error(err: BaseException) -> None:
+    first, *rest = str(err).strip().splitlines() or [""]
+    print(f"hqdm: error: {type(err).__name__}: {first}", file=sys.stderr)
+    for line in rest:  # e.g. where a dataset was looked for and how to provide it
+        print(f"  {line}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    user_errors = _user_errors()
+    try:
+        return args.run(args)
+    except user_errors as err:
+        _report_error(err)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("hqdm: interrupted (a training run continues with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Stable model names -> constructors, and parameter counting (classical vs quantum)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from torch import nn
+
+from hqdm.models.hybrid import QUANTUM_LAYER_TYPES, QFullResnetBlock, QResnetBlock, QuanResnetBlock
+from hqdm.models.semantics import Semantics, resolve_semantics
+from hqdm.models.unet import UNet, check_image_size
+
+QUANV_LEVEL = 1  # the 14x14, 10-channel encoder level
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    build: Callable[[int, int, Semantics], nn.Module]  # (in_channels, image_size, semantics)
+    paper_total: int | None  # total printed in the paper for 28x28x1, if any
+
+
+def _unet(in_channels: int, image_size: int, _: Semantics) -> nn.Module:
+    return UNet(in_channels, image_size)
+
+
+def _qvunet(
+    n_circuits: int, ansatz: str, in_channels: int, image_size: int, semantics: Semantics
+) -> nn.Module:
+    vertex = partial(QResnetBlock, n_circuits=n_circuits, ansatz=ansatz, semantics=semantics)
+    return UNet(in_channels, image_size, vertex_block=vertex)
+
+
+def _full_qvunet(ansatz: str, in_channels: int, image_size: int, semantics: Semantics) -> nn.Module:
+    vertex = partial(QFullResnetBlock, ansatz=ansatz, semantics=semantics)
+    return UNet(in_channels, image_size, vertex_block=vertex)
+
+
+def _quanvunet(in_channels: int, image_size: int, semantics: Semantics) -> nn.Module:
+    vertex = partial(QResnetBlock, n_circuits=1, ansatz="hqconv", semantics=semantics)
+    quanv = partial(QuanResnetBlock, ansatz="hqconv", semantics=semantics)
+    return UNet(in_channels, image_size, vertex_block=vertex, encoder_blocks={QUANV_LEVEL: quanv})
+
+
+_ENTRIES = (
+    ModelEntry("unet", _unet, 483_321),
+    ModelEntry("qvunet-1hq", partial(_qvunet, 1, "hqconv"), 475_329),
+    ModelEntry("qvunet-7hq", partial(_qvunet, 7, "hqconv"), 440_985),
+    ModelEntry("qvunet-full-hq", partial(_full_qvunet, "hqconv"), 429_993),
+    ModelEntry("qvunet-1fq", partial(_qvunet, 1, "fqconv"), None),
+    ModelEntry("qvunet-7fq", partial(_qvunet, 7, "fqconv"), None),
+    ModelEntry("qvunet-full-fq", partial(_full_qvunet, "fqconv"), None),
+    ModelEntry("quanvunet", _quanvunet, 474_293),  # HQConv vertex (1 circuit) + HQConv quanvolution
+)
+_REGISTRY = {entry.name: entry for entry in _ENTRIES}
+
+
+def list_models() -> list[str]:
+    """Registered model names, in a stable order."""
+    return list(_REGISTRY)
+
+
+def build_model(
+    name: str, *, in_channels: int = 1, image_size: int = 28, semantics: str = "paper"
+) -> nn.Module:
+    """Build a registered model; ``semantics`` is ``"paper"`` or ``"reference-code"``."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(list_models())}")
+    resolved = resolve_semantics(semantics)
+    check_image_size(image_size)
+    return _REGISTRY[name].build(in_channels, image_size, resolved)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(classical, quantum) parameter counts; quantum = parameters owned by quantum layers."""
+    quantum_ids = {
+        id(p)
+        for module in model.modules()
+        if isinstance(module, QUANTUM_LAYER_TYPES)
+        for p in module.parameters()
+    }
+    params = list(model.parameters())
+    quantum = sum(p.numel() for p in params if id(p) in quantum_ids)
+    return sum(p.numel() for p in params) - quantum, quantum
+
+
+def _table_row(entry: ModelEntry, in_channels: int) -> tuple[str, ...]:
+    classical, quantum = count_parameters(entry.build(in_channels, 28, resolve_semantics("paper")))
+    paper = entry.paper_total if in_channels == 1 else None
+    counts = (classical + quantum, classical, quantum)
+    return (entry.name, *(f"{n:,}" for n in counts), f"{paper:,}" if paper else "-")
+
+
+def format_model_table(in_channels: int = 1) -> str:
+    """Plain-text table of every registered model's total / classical / quantum parameter counts (28x28)."""
+    rows = [("model", "total", "classical", "quantum", "paper")]
+    rows += [_table_row(entry, in_channels) for entry in _ENTRIES]
+    widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
+
+    def fmt(row: tuple[str, ...]) -> str:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join(cells)
+
+    lines = [fmt(rows[0]), "  ".join("-" * w for w in widths), *map(fmt, rows[1:])]
+    notes = [
+        f"28x28x{in_channels} images; the counts are identical under both semantics.",
+        "paper = total printed in the paper (28x28x1); quanvunet's 474,293 is not reproducible "
+        "(see docs/architecture.md).",
+    ]
+    return "\n".join([*lines, "", *notes])

@@ -1,0 +1,202 @@
+"""Checkpoints: one directory per saved step, written atomically, the last N kept.
+
+Layout of ``<run>/checkpoints/step_0000123/``:
+
+* ``model.safetensors`` / ``ema.safetensors``: online and EMA weights;
+* ``optimizer.pt``: the Adam state dict;
+* ``rng.pt``: torch's global RNG, the run's generators, python's and numpy's RNG states;
+* ``state.json``: where the run stands (step, epoch, batch within the epoch, phase, ...);
+* ``config.json``: the resolved config of the run.
+
+The directory is assembled under a temporary name and renamed into place, so a reader sees either a
+complete checkpoint or none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "CheckpointError",
+    "TrainState",
+    "find_checkpoints",
+    "latest_checkpoint",
+    "load_rng",
+    "load_weights",
+    "read_state",
+    "resolve_checkpoint",
+    "save_checkpoint",
+]
+
+CHECKPOINT_DIR = "checkpoints"
+_NAME_RE = re.compile(r"^step_(\d+)$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete or does not fit the model it is loaded into."""
+
+
+@dataclass
+class TrainState:
+    """Position of a run, enough to continue it exactly where it stopped."""
+
+    step: int = 0  # optimiser steps done so far (over all phases)
+    epoch: int = 0  # 0-based epoch in progress (or the next one when batch == 0)
+    batch: int = 0  # batches of ``epoch`` already consumed
+    phase: int = 0  # 0: main (or classical) phase, 1: transfer fine-tune
+    phase_start_step: int = 0  # global step at which the current phase started (EMA warm-up origin)
+    model_name: str = ""
+    elapsed: float = 0.0  # training wall time in seconds before this checkpoint
+    log_loss_sum: float = 0.0  # partial sums of the CSV interval, so resumed logs match
+    log_loss_count: int = 0
+
+
+def _tensors_for_file(module: nn.Module) -> dict[str, torch.Tensor]:
+    # safetensors needs contiguous, unshared CPU tensors
+    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def _rng_payload(generators: dict[str, torch.Generator]) -> dict[str, Any]:
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "generators": {name: gen.get_state() for name, gen in generators.items()},
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+    }
+
+
+def _write_checkpoint_files(
+    directory: Path,
+    state: TrainState,
+    model: nn.Module,
+    ema: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generators: dict[str, torch.Generator],
+    config: dict[str, Any],
+) -> None:
+    save_file(_tensors_for_file(model), directory / "model.safetensors")
+    save_file(_tensors_for_file(ema), directory / "ema.safetensors")
+    torch.save(optimizer.state_dict(), directory / "optimizer.pt")
+    torch.save(_rng_payload(generators), directory / "rng.pt")
+    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    # written last: a directory with state.json is complete even if the rename below were not atomic
+    (directory / "state.json").write_text(
+        json.dumps(dataclasses.asdict(state), indent=2) + "\n", encoding="utf-8"
+    )
+
+
+def save_checkpoint(
+    run_dir: Path,
+    state: TrainState,
+    *,
+    model: nn.Module,
+    ema: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generators: dict[str, torch.Generator],
+    config: dict[str, Any],
+    keep_last: int,
+) -> Path:
+    """Write ``<run_dir>/checkpoints/step_<step>`` atomically, then keep only the newest ``keep_last``."""
+    root = run_dir / CHECKPOINT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / f"step_{state.step:07d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root))
+    try:
+        _write_checkpoint_files(tmp, state, model, ema, optimizer, generators, config)
+        if target.exists():  # same step saved again (e.g. after a resume): swap, then drop the old one
+            stale = root / f".{target.name}.stale"
+            shutil.rmtree(stale, ignore_errors=True)
+            os.replace(target, stale)
+            os.replace(tmp, target)
+            shutil.rmtree(stale)
+        else:
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for old in find_checkpoints(run_dir)[:-keep_last]:
+        shutil.rmtree(old)
+    return target
+
+
+def find_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = run_dir / CHECKPOINT_DIR
+    if not root.is_dir():
+        return []
+    found = [
+        (int(m.group(1)), p)
+        for p in root.iterdir()
+        if (m := _NAME_RE.match(p.name)) and (p / "state.json").is_file()
+    ]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = find_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """Accept a checkpoint directory or a run directory (-> its newest checkpoint)."""
+    if (path / "state.json").is_file():
+        return path
+    if path.is_dir() and (latest := latest_checkpoint(path)) is not None:
+        return latest
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    raise CheckpointError(
+        f"{str(path)!r} is neither a checkpoint directory nor a run directory with checkpoints"
+    )
+
+
+def read_state(checkpoint: Path) -> tuple[TrainState, dict[str, Any]]:
+    """The run position and the resolved config (as a dict) stored in a checkpoint."""
+    try:
+        state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+        config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"checkpoint {str(checkpoint)!r} is incomplete or unreadable: {err}") from err
+    return TrainState(**state), config
+
+
+def load_weights(module: nn.Module, file: Path) -> None:
+    """Load a safetensors file into ``module`` strictly, on the module's device."""
+    try:
+        tensors = load_file(file)
+        module.load_state_dict(tensors, strict=True)
+    except (OSError, RuntimeError) as err:
+        raise CheckpointError(
+            f"cannot load weights {str(file)!r} into {type(module).__name__}: {err}"
+        ) from err
+
+
+def load_rng(checkpoint: Path, generators: dict[str, torch.Generator]) -> None:
+    """Restore every RNG state saved with the checkpoint (the generators are updated in place)."""
+    payload = torch.load(checkpoint / "rng.pt", weights_only=True)
+    torch.set_rng_state(payload["torch"])
+    if payload["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["cuda"])
+    for name, gen in generators.items():
+        gen.set_state(payload["generators"][name])
+    version, internal, gauss = payload["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = payload["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

@@ -1,0 +1,431 @@
+"""The training loop: deterministic, checkpointed, resumable mid-epoch and across the transfer boundary.
+
+Randomness is split so that a resumed run replays the uninterrupted one bit for bit:
+
+* model initialisation: ``torch.manual_seed(seed + phase)`` right before each model is built;
+* data order: epoch ``e`` is the permutation drawn by a fresh generator seeded ``(seed, e)``, so a
+  resume only needs the epoch and the batch position, not a generator state;
+* timesteps and noise: one CPU generator (``"noise"``) whose state is saved with every checkpoint;
+* sample grids: a generator seeded from ``seed`` alone, so sampling never disturbs training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from hqdm.config import Config, ConfigError, config_to_dict, save_config_json
+from hqdm.diffusion import EMA, GaussianDiffusion, GaussianNoise, make_sampler, make_schedule
+from hqdm.train.checkpoint import (
+    CheckpointError,
+    TrainState,
+    find_checkpoints,
+    latest_checkpoint,
+    load_rng,
+    load_weights,
+    read_state,
+    save_checkpoint,
+)
+from hqdm.train.io import atomic_write_text, images_to_uint8, save_grid_png
+from hqdm.train.logs import LogRow, MetricsLog, plot_loss_curve, read_log
+from hqdm.train.transfer import transfer_weights
+
+__all__ = [
+    "ModelFactory",
+    "NonFiniteLossError",
+    "Phase",
+    "RunDirError",
+    "RunResult",
+    "Trainer",
+    "default_model_factory",
+    "load_training_images",
+    "plan_phases",
+    "resolve_device",
+    "train",
+]
+
+ModelFactory = Callable[[str, Config], nn.Module]
+StepHook = Callable[[int, float], None]  # (global step just completed, its loss)
+
+_NOISE_SOURCES = {"gaussian": GaussianNoise}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stops before the bad step touches any weights."""
+
+
+class RunDirError(RuntimeError):
+    """The output directory cannot be used as asked (e.g. it already holds a run and --resume is absent)."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    index: int
+    model_name: str
+    start_epoch: int  # 0-based, inclusive
+    end_epoch: int  # exclusive
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    state: TrainState
+    final_checkpoint: Path | None
+    grids: list[Path] = field(default_factory=list)
+    loss_plot: Path | None = None
+    completed: bool = False  # False when stopped early by max_steps / time_limit
+
+
+def plan_phases(cfg: Config) -> list[Phase]:
+    """One phase normally; with transfer, the classical phase then the hybrid fine-tune."""
+    if not cfg.transfer.enabled:
+        return [Phase(0, cfg.model.name, 0, cfg.training.epochs)]
+    n = cfg.transfer.classical_epochs
+    target = cfg.transfer.target_model or cfg.model.name
+    return [Phase(0, cfg.model.name, 0, n), Phase(1, target, n, n + cfg.transfer.finetune_epochs)]
+
+
+def default_model_factory(name: str, cfg: Config) -> nn.Module:
+    from hqdm.models import build_model
+
+    return build_model(name, in_channels=cfg.model.in_channels, semantics=cfg.model.semantics)
+
+
+def resolve_device(name: str, *, key: str = "training.device") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; errors name ``key`` (the option that set it)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"{key}: unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from err
+
+
+def load_training_images(cfg: Config) -> Tensor:
+    """The configured training split as float images in [-1, 1], (N, C, 28, 28) on the CPU."""
+    from hqdm.data import load_dataset
+
+    d = cfg.data
+    try:
+        dataset = load_dataset(
+            d.dataset,
+            "train",
+            data_dir=d.data_dir,
+            subset=d.subset,
+            classes=d.classes,
+            subset_seed=d.subset_seed,
+        )
+    except ValueError as err:  # names, subset sizes and class filters that do not fit the data
+        raise ConfigError(f"data: {err}") from err
+    if dataset.channels != cfg.model.in_channels:
+        raise ConfigError(
+            f"model.in_channels: is {cfg.model.in_channels} but dataset {d.dataset!r} has {dataset.channels} "
+            "channel(s); set model.in_channels to match"
+        )
+    return dataset.to_model_range()
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> Tensor:
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+def _seeded_model(
+    factory: ModelFactory, name: str, cfg: Config, phase: int, device: torch.device
+) -> nn.Module:
+    torch.manual_seed(cfg.training.seed + phase)
+    return factory(name, cfg).to(device)
+
+
+class Trainer:
+    """Owns one run directory; :meth:`run` trains (or resumes) to the end or to a step/time limit."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        images: Tensor | None = None,
+        model_factory: ModelFactory = default_model_factory,
+        progress: bool = True,
+        on_step: StepHook | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(cfg.output_dir)
+        self.device = resolve_device(cfg.training.device)
+        self.factory = model_factory
+        self.progress = progress
+        self.on_step = on_step
+        self.images = images if images is not None else load_training_images(cfg)
+        self.phases = plan_phases(cfg)
+        schedule = make_schedule(
+            cfg.diffusion.schedule, cfg.diffusion.num_timesteps, **cfg.diffusion.schedule_options
+        )
+        self.diffusion = GaussianDiffusion(
+            schedule,
+            p2_gamma=cfg.diffusion.p2_gamma,
+            p2_k=cfg.diffusion.p2_k,
+            noise=_NOISE_SOURCES[cfg.diffusion.noise](),
+        )
+        self.noise_gen = torch.Generator().manual_seed(cfg.training.seed)
+        self.state = TrainState()
+        self.grids: list[Path] = []
+
+    # --- set-up ----------------------------------------------------------------------------------
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        o = self.cfg.optim
+        return torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas, eps=o.eps)
+
+    def _new_ema(self) -> EMA:
+        e = self.cfg.ema
+        return EMA(
+            self.model,
+            warmup_steps=e.warmup_steps,
+            update_every=e.update_every,
+            max_decay=e.max_decay,
+            power=e.power,
+        )
+
+    def _start_fresh(self) -> None:
+        if find_checkpoints(self.run_dir):
+            raise RunDirError(
+                f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or another --out"
+            )
+        phase = self.phases[0]
+        self.model = _seeded_model(self.factory, phase.model_name, self.cfg, 0, self.device)
+        self.optimizer, self.ema = self._new_optimizer(), self._new_ema()
+        self.state = TrainState(model_name=phase.model_name)
+
+    def _resume(self) -> Path:
+        checkpoint = latest_checkpoint(self.run_dir)
+        if checkpoint is None:
+            raise CheckpointError(f"nothing to resume: {self.run_dir} has no complete checkpoint")
+        self.state, saved = read_state(checkpoint)
+        _warn_config_changes(saved, config_to_dict(self.cfg))
+        self.model = _seeded_model(
+            self.factory, self.state.model_name, self.cfg, self.state.phase, self.device
+        )
+        load_weights(self.model, checkpoint / "model.safetensors")
+        self.optimizer, self.ema = self._new_optimizer(), self._new_ema()
+        load_weights(self.ema.shadow, checkpoint / "ema.safetensors")
+        self.optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+        load_rng(checkpoint, {"noise": self.noise_gen})
+        return checkpoint
+
+    def _enter_transfer_phase(self, phase: Phase) -> None:
+        """Classical -> hybrid: new model, weights copied except the vertex, fresh Adam, EMA = new params."""
+        source = self.model
+        self.model = _seeded_model(self.factory, phase.model_name, self.cfg, phase.index, self.device)
+        report = transfer_weights(source, self.model, exclude_prefixes=self.cfg.transfer.exclude_prefixes)
+        atomic_write_text(self.run_dir / "transfer.json", json.dumps(report.as_dict(), indent=2) + "\n")
+        tqdm.write(f"transfer to {phase.model_name}: {report.summary()}")
+        self.optimizer, self.ema = self._new_optimizer(), self._new_ema()
+        self.state.phase, self.state.phase_start_step = phase.index, self.state.step
+        self.state.model_name = phase.model_name
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def run(
+        self, *, resume: bool = False, max_steps: int | None = None, time_limit: float | None = None
+    ) -> RunResult:
+        """Train to the end of the last epoch, or stop (with a checkpoint) after ``max_steps`` global
+        steps or ``time_limit`` seconds of this process's training."""
+        resumed_from = self._resume() if resume else None
+        if resumed_from is None:
+            self._start_fresh()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config_json(self.cfg, self.run_dir / "config.json")
+        self.log = MetricsLog(self.run_dir, resume_step=self.state.step if resumed_from else None)
+        self._t0, self._elapsed0 = time.perf_counter(), self.state.elapsed
+        total = self._total_steps() if max_steps is None else min(max_steps, self._total_steps())
+        self._bar = tqdm(
+            total=total, initial=self.state.step, disable=not self.progress, unit="step", dynamic_ncols=True
+        )
+        try:
+            if resumed_from is not None:
+                self._catch_up_grid()
+            completed = self._run_phases(max_steps, time_limit)
+        finally:
+            self._bar.close()
+            self.log.close()
+        plot = self.run_dir / "loss.png"
+        plot_loss_curve(read_log(self.log.csv_path), plot)
+        return RunResult(
+            self.run_dir, self.state, latest_checkpoint(self.run_dir), self.grids, plot, completed
+        )
+
+    def _total_steps(self) -> int:
+        per_epoch = math.ceil(len(self.images) / self.cfg.training.batch_size)
+        return per_epoch * self.cfg.training.epochs
+
+    def _run_phases(self, max_steps: int | None, time_limit: float | None) -> bool:
+        for phase in self.phases:
+            if self.state.epoch >= phase.end_epoch:
+                continue
+            if phase.index > self.state.phase:
+                self._enter_transfer_phase(phase)
+            for epoch in range(self.state.epoch, phase.end_epoch):
+                if not self._run_epoch(epoch, max_steps, time_limit):
+                    self._save_unless_saved()
+                    return False
+                self._end_epoch(epoch)
+        return True
+
+    def _run_epoch(self, epoch: int, max_steps: int | None, time_limit: float | None) -> bool:
+        """Train the remaining batches of ``epoch``; False if a step/time limit stopped it early."""
+        batch_size = self.cfg.training.batch_size
+        order = epoch_permutation(self.cfg.training.seed, epoch, len(self.images))
+        num_batches = math.ceil(len(order) / batch_size)
+        self.model.train()
+        self._interval_start, self._interval_images = time.perf_counter(), 0
+        for b in range(self.state.batch, num_batches):
+            if (max_steps is not None and self.state.step >= max_steps) or (
+                time_limit is not None and time.perf_counter() - self._t0 >= time_limit
+            ):
+                return False
+            x0 = self.images[order[b * batch_size : (b + 1) * batch_size]].to(self.device)
+            loss = self._train_step(x0)
+            self.state.epoch, self.state.batch = epoch, b + 1
+            self._after_step(epoch, loss, len(x0), last_of_epoch=b + 1 == num_batches)
+        return True
+
+    def _train_step(self, x0: Tensor) -> float:
+        loss = self.diffusion.training_loss(self.model, x0, generator=self.noise_gen)
+        value = loss.item()
+        if not math.isfinite(value):
+            last = latest_checkpoint(self.run_dir)
+            raise NonFiniteLossError(
+                f"loss is {value} at step {self.state.step + 1} (epoch {self.state.epoch + 1}); stopped "
+                f"before updating the weights. Last good checkpoint: {last or 'none'}"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.state.step += 1
+        self.ema.update(self.model, self.state.step - 1 - self.state.phase_start_step)
+        return value
+
+    def _after_step(self, epoch: int, loss: float, n_images: int, *, last_of_epoch: bool) -> None:
+        s, t = self.state, self.cfg.training
+        s.log_loss_sum += loss
+        s.log_loss_count += 1
+        self._interval_images += n_images
+        self._bar.update(1)
+        if s.step % t.log_every == 0 or last_of_epoch:
+            self._write_log_row(epoch)
+        if s.step % t.checkpoint_every == 0 and not last_of_epoch:
+            self._save()
+        if self.on_step is not None:
+            self.on_step(s.step, loss)
+
+    def _write_log_row(self, epoch: int) -> None:
+        s = self.state
+        now = time.perf_counter()
+        rate = self._interval_images / max(now - self._interval_start, 1e-9)
+        row = LogRow(s.step, epoch + 1, s.log_loss_sum / s.log_loss_count, rate, self._elapsed())
+        self.log.write(row)
+        self._bar.set_postfix(loss=f"{row.loss:.4f}", img_s=f"{rate:.1f}", epoch=epoch + 1)
+        s.log_loss_sum, s.log_loss_count = 0.0, 0
+        self._interval_start, self._interval_images = now, 0
+
+    def _end_epoch(self, epoch: int) -> None:
+        self.state.epoch, self.state.batch = epoch + 1, 0
+        self._save()
+        # progress snapshots; the plot is redrawn at the end of the run too
+        if epoch + 1 in self.cfg.training.grid_epochs:
+            self.grids.append(self._write_grid(epoch + 1))
+            plot_loss_curve(read_log(self.log.csv_path), self.run_dir / "loss.png")
+
+    def _save_unless_saved(self) -> None:
+        last = latest_checkpoint(self.run_dir)
+        saved = read_state(last)[0] if last is not None else None
+        if saved is None or (saved.step, saved.phase) != (self.state.step, self.state.phase):
+            self._save()
+
+    def _catch_up_grid(self) -> None:
+        """A run killed while drawing an epoch's grid resumes from the checkpoint written just before it."""
+        done = self.state.epoch
+        if (
+            self.state.batch == 0
+            and done in self.cfg.training.grid_epochs
+            and not self._grid_path(done).exists()
+        ):
+            self.grids.append(self._write_grid(done))
+
+    def _grid_path(self, epoch: int) -> Path:
+        return self.run_dir / "samples" / f"epoch_{epoch:03d}.png"
+
+    def _elapsed(self) -> float:
+        return self._elapsed0 + time.perf_counter() - self._t0
+
+    def _save(self) -> Path:
+        self.state.elapsed = self._elapsed()
+        return save_checkpoint(
+            self.run_dir,
+            self.state,
+            model=self.model,
+            ema=self.ema.shadow,
+            optimizer=self.optimizer,
+            generators={"noise": self.noise_gen},
+            config=config_to_dict(self.cfg),
+            keep_last=self.cfg.training.keep_last,
+        )
+
+    # --- sample grids ----------------------------------------------------------------------------
+
+    def _write_grid(self, epoch: int) -> Path:
+        sc = self.cfg.sampling
+        sampler = make_sampler(
+            sc.sampler, self.diffusion.schedule, **_sampler_options(sc.sampler, sc.steps, sc.eta)
+        )
+        # the same noise every epoch makes the grids comparable
+        gen = torch.Generator().manual_seed(self.cfg.training.seed)
+        shape = (sc.num_images, self.cfg.model.in_channels, *self.images.shape[-2:])
+        images = sampler.sample(self.ema.shadow, shape, generator=gen, device=self.device)
+        path = self._grid_path(epoch)
+        grid = save_grid_png(images_to_uint8(images), path)
+        self.log.add_grid("samples/ema", grid, self.state.step)
+        return path
+
+
+def _flatten(d: dict[str, object], prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        out |= _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
+    return out
+
+
+def _warn_config_changes(saved: dict[str, object], current: dict[str, object]) -> None:
+    """Resuming with a different config is allowed (e.g. more epochs) but breaks exact replay: say so."""
+    old, new = _flatten(saved), _flatten(current)
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if changed:
+        tqdm.write(f"warning: resuming with config changes in {', '.join(changed)}")
+
+
+def _sampler_options(kind: str, steps: int, eta: float) -> dict[str, object]:
+    return {"steps": steps, "eta": eta} if kind == "ddim" else {}
+
+
+def train(
+    cfg: Config,
+    *,
+    resume: bool = False,
+    max_steps: int | None = None,
+    time_limit: float | None = None,
+    images: Tensor | None = None,
+    model_factory: ModelFactory = default_model_factory,
+    progress: bool = True,
+    on_step: StepHook | None = None,
+) -> RunResult:
+    """Train (or resume) the run described by ``cfg`` in ``cfg.output_dir``; see :class:`Trainer`."""
+    trainer = Trainer(cfg, images=images, model_factory=model_factory, progress=progress, on_step=on_step)
+    return trainer.run(resume=resume, max_steps=max_steps, time_limit=time_limit)

@@ -1,0 +1,150 @@
+"""Command-line smoke tests: listing models, named errors with exit code 2, sampling, the demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hqdm.cli import EXIT_USER_ERROR, main
+from hqdm.config import config_from_dict, config_to_dict
+from hqdm.diffusion import EMA
+from hqdm.models import build_model
+from hqdm.train import TrainState, read_state, save_checkpoint
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_models_lists_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "models")
+    assert code == 0
+    assert "unet" in out and "qvunet-1hq" in out and "483,321" in out
+
+
+def test_bad_config_key_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("model: {name: unet}\ntraining: {epoch: 3}\n")
+    code, _, err = run_cli(capsys, "train", str(config), "--out", str(tmp_path / "run"))
+    assert code == EXIT_USER_ERROR
+    assert "training.epoch" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # nothing half-written
+
+
+def test_bad_override_and_missing_files_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "ok.yaml"
+    config.write_text("model: {name: unet}\n")
+    code, _, err = run_cli(
+        capsys, "train", str(config), "--set", "model.name=unet9", "--out", str(tmp_path / "r")
+    )
+    assert code == EXIT_USER_ERROR and "model.name" in err
+    code, _, err = run_cli(capsys, "train", str(tmp_path / "missing.yaml"))
+    assert code == EXIT_USER_ERROR and "missing.yaml" in err
+    code, _, err = run_cli(capsys, "sample", str(tmp_path / "nothing"), "--out", str(tmp_path / "s"))
+    assert code == EXIT_USER_ERROR and "CheckpointError" in err
+    code, _, err = run_cli(
+        capsys, "train", str(config), "--data-dir", str(tmp_path), "--out", str(tmp_path / "r")
+    )
+    assert code == EXIT_USER_ERROR and "DatasetNotFoundError" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_without_checkpoint_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "ok.yaml"
+    config.write_text("model: {name: unet}\ndata: {dataset: embedded-mnist, subset: 8}\n")
+    code, _, err = run_cli(capsys, "train", str(config), "--resume", "--out", str(tmp_path / "r"))
+    assert code == EXIT_USER_ERROR and "nothing to resume" in err
+
+
+def test_train_stops_and_resumes_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "small.yaml"
+    config.write_text(
+        "model: {name: unet}\n"
+        "data: {dataset: embedded-mnist, subset: 4}\n"
+        "training: {batch_size: 2, epochs: 1, grid_epochs: [], device: cpu}\n"
+    )
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, "train", str(config), "--out", str(out), "--max-steps", "1")
+    assert code == 0 and "stopped at step 1" in stdout
+    code, _, err = run_cli(capsys, "train", str(config), "--out", str(out))
+    assert code == EXIT_USER_ERROR and "--resume" in err
+    code, stdout, _ = run_cli(capsys, "train", str(config), "--out", str(out), "--resume")
+    assert code == 0 and "training finished" in stdout
+    assert read_state(out / "checkpoints" / "step_0000002")[0].epoch == 1
+    assert (out / "config.json").is_file() and (out / "log.csv").is_file()
+
+
+@pytest.fixture(scope="module")
+def unet_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real U-Net checkpoint (untrained) with a 10-step schedule, written by save_checkpoint."""
+    run_dir = tmp_path_factory.mktemp("run")
+    cfg = config_from_dict({"diffusion": {"num_timesteps": 10}, "training": {"device": "cpu"}})
+    torch.manual_seed(0)
+    model = build_model("unet")
+    return save_checkpoint(
+        run_dir,
+        TrainState(step=1, model_name="unet"),
+        model=model,
+        ema=EMA(model).shadow,
+        optimizer=torch.optim.Adam(model.parameters()),
+        generators={},
+        config=config_to_dict(cfg),
+        keep_last=1,
+    )
+
+
+@pytest.mark.parametrize(("sampler", "extra"), [("ddim", ["--steps", "2", "--eta", "0.5"]), ("ddpm", [])])
+def test_sample_writes_png_and_npz(
+    unet_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], sampler: str, extra: list[str]
+) -> None:
+    out = tmp_path / sampler
+    args = ["sample", str(unet_checkpoint.parent.parent), "-n", "3", "--sampler", sampler, *extra]
+    code, stdout, _ = run_cli(capsys, *args, "--out", str(out), "--seed", "1")
+    assert code == 0 and str(out / "samples.png") in stdout
+    assert (out / "samples.png").read_bytes()[:4] == b"\x89PNG"
+    with np.load(out / "samples.npz") as npz:
+        images = npz["images"]
+    assert images.dtype == np.uint8 and images.shape == (3, 1, 28, 28)
+    assert sorted(p.name for p in out.iterdir()) == ["samples.npz", "samples.png"]  # no temporaries left
+
+
+def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    tiny = ["training.batch_size=2", "sampling.steps=2", "sampling.num_images=2", "training.log_every=1"]
+    sets = [arg for s in tiny for arg in ("--set", s)]
+    code, stdout, _ = run_cli(capsys, "demo", "--out", str(out), "--steps", "2", *sets)
+    assert code == 0
+    assert (
+        (out / "samples.png").is_file() and (out / "loss.png").is_file() and (out / "samples.npz").is_file()
+    )
+    assert str(out / "samples.png") in stdout
+    state, config = read_state(sorted((out / "checkpoints").iterdir())[-1])
+    assert state.step == 2 and config["model"]["name"] == state.model_name == "qvunet-1hq"
+    assert config["data"]["dataset"].startswith("embedded-")
+
+
+def test_data_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "data", "check", "embedded-mnist")
+    assert code == 0 and "OK" in out
+    code, out, _ = run_cli(capsys, "data", "check", "mnist", "--data-dir", str(tmp_path))
+    assert code == EXIT_USER_ERROR and "PROBLEMS" in out
+
+
+def test_python_dash_m_entry_point_reports_without_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hqdm", "train", str(tmp_path / "none.yaml")],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == EXIT_USER_ERROR
+    assert proc.stderr.startswith("hqdm: error: ConfigError:") and "Traceback" not in proc.stderr

@@ -1,0 +1,333 @@
+"""Training loop: determinism, bit-exact resume, NaN stop, transfer learning, checkpoints, sampling.
+
+A tiny stand-in model (a few hundred parameters, 8x8 images) replaces the real U-Nets through the
+``model_factory`` hook, so each run takes well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from hqdm.config import Config, config_from_dict
+from hqdm.train import (
+    NonFiniteLossError,
+    RunDirError,
+    find_checkpoints,
+    latest_checkpoint,
+    read_state,
+    sample_checkpoint,
+    train,
+    transfer_weights,
+)
+from hqdm.train.logs import read_log
+
+T = 50
+
+
+class Tiny(nn.Module):
+    """eps-model with an ``inp``/``mid``/``out`` layout like the U-Nets (vertex keys start with ``mid.``)."""
+
+    def __init__(self, mid_width: int = 4) -> None:
+        super().__init__()
+        self.inp = nn.Conv2d(1, 4, 3, padding=1)
+        self.temb = nn.Embedding(T, 4)
+        self.mid = nn.Sequential(nn.Conv2d(4, mid_width, 1), nn.SiLU(), nn.Conv2d(mid_width, 4, 1))
+        self.out = nn.Conv2d(4, 1, 3, padding=1)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        h = self.inp(x) + self.temb(t)[:, :, None, None]
+        return self.out(h + self.mid(h))
+
+
+class NaNAfter(Tiny):
+    """Returns NaN from its ``nan_from``-th training forward on (1-based)."""
+
+    def __init__(self, nan_from: int) -> None:
+        super().__init__()
+        self.nan_from, self.calls = nan_from, 0
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        out = super().forward(x, t)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.nan_from:
+                return out * float("nan")
+        return out
+
+
+def tiny_factory(name: str, cfg: Config) -> nn.Module:
+    # "unet" plays the classical model, every other name a "hybrid" whose vertex has another shape
+    return Tiny(4 if name == "unet" else 6)
+
+
+def make_cfg(out: Path, **sections: dict) -> Config:
+    raw = {
+        "model": {"name": "unet"},
+        "diffusion": {"num_timesteps": T},
+        "training": {
+            "batch_size": 4,
+            "epochs": 2,
+            "seed": 7,
+            "grid_epochs": [],
+            "checkpoint_every": 3,
+            "keep_last": 10,
+            "device": "cpu",
+            "log_every": 2,
+        },
+        "sampling": {"sampler": "ddim", "steps": 3, "num_images": 4},
+        "output_dir": str(out),
+    }
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value}
+    return config_from_dict(raw, check_names=False)  # names are stand-ins for Tiny; see test_config.py
+
+
+@pytest.fixture(scope="module")
+def images() -> Tensor:
+    gen = torch.Generator().manual_seed(0)
+    return torch.rand(18, 1, 8, 8, generator=gen) * 2 - 1  # 18 images, batch 4 -> 5 batches (last has 2)
+
+
+def run(cfg: Config, images: Tensor, **kwargs):
+    return train(cfg, images=images, model_factory=tiny_factory, progress=False, **kwargs)
+
+
+def tensors(checkpoint: Path) -> dict[str, Tensor]:
+    out = {f"model/{k}": v for k, v in load_file(checkpoint / "model.safetensors").items()}
+    out |= {f"ema/{k}": v for k, v in load_file(checkpoint / "ema.safetensors").items()}
+    opt = torch.load(checkpoint / "optimizer.pt", weights_only=True)
+    for pid, slots in opt["state"].items():
+        out |= {f"adam/{pid}/{name}": torch.as_tensor(v) for name, v in slots.items()}
+    return out
+
+
+def assert_identical(a: Path, b: Path) -> None:
+    ta, tb = tensors(a), tensors(b)
+    assert ta.keys() == tb.keys()
+    unequal = [k for k in ta if not torch.equal(ta[k], tb[k])]
+    assert not unequal, f"tensors differ: {unequal}"
+
+
+class Interrupt(Exception):
+    pass
+
+
+def interrupt_at(step: int):
+    def hook(current: int, loss: float) -> None:
+        if current == step:
+            raise Interrupt
+
+    return hook
+
+
+def test_same_seed_gives_identical_weights_and_other_seed_does_not(tmp_path: Path, images: Tensor) -> None:
+    a = run(make_cfg(tmp_path / "a"), images)
+    b = run(make_cfg(tmp_path / "b"), images)
+    c = run(make_cfg(tmp_path / "c", training={"seed": 8}), images)
+    assert a.completed and a.state.step == 10
+    assert_identical(a.final_checkpoint, b.final_checkpoint)
+    ta, tc = tensors(a.final_checkpoint), tensors(c.final_checkpoint)
+    assert not torch.equal(ta["model/out.weight"], tc["model/out.weight"])
+
+
+def test_interrupted_mid_epoch_then_resumed_equals_uninterrupted(tmp_path: Path, images: Tensor) -> None:
+    full = run(make_cfg(tmp_path / "full"), images)
+    cfg = make_cfg(tmp_path / "cut")
+    with pytest.raises(Interrupt):
+        run(cfg, images, on_step=interrupt_at(8))  # last checkpoint: step 6 = epoch 2, batch 1
+    state, _ = read_state(latest_checkpoint(cfg_dir := Path(cfg.output_dir)))
+    assert (state.step, state.epoch, state.batch) == (6, 1, 1)
+    resumed = run(cfg, images, resume=True)
+    assert resumed.completed and resumed.state.step == 10
+    assert_identical(full.final_checkpoint, resumed.final_checkpoint)
+    # the log reads as if never interrupted: same steps and losses
+    assert [(r.step, r.loss) for r in read_log(cfg_dir / "log.csv")] == [
+        (r.step, r.loss) for r in read_log(full.run_dir / "log.csv")
+    ]
+
+
+def test_killed_subprocess_is_resumable(tmp_path: Path, images: Tensor) -> None:
+    """A hard kill (no cleanup at all) right after a step, simulated by os._exit in the hook."""
+    import multiprocessing as mp
+
+    cfg = make_cfg(tmp_path / "killed")
+    ctx = mp.get_context("fork")
+    proc = ctx.Process(target=_train_and_die, args=(cfg, images, 5))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 17
+    # The forked child runs single-threaded (OpenMP does not survive fork); bit-exactness needs the same
+    # reduction order, so the runs compared with it use one thread too.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        resumed = run(cfg, images, resume=True)
+        full = run(make_cfg(tmp_path / "full"), images)
+    finally:
+        torch.set_num_threads(threads)
+    assert_identical(full.final_checkpoint, resumed.final_checkpoint)
+
+
+def _train_and_die(cfg: Config, images: Tensor, step: int) -> None:
+    import os
+
+    def hook(current: int, loss: float) -> None:
+        if current == step:
+            os._exit(17)
+
+    torch.set_num_threads(1)
+    run(cfg, images, on_step=hook)
+
+
+def test_fresh_run_refuses_a_directory_with_checkpoints(tmp_path: Path, images: Tensor) -> None:
+    cfg = make_cfg(tmp_path / "r", training={"epochs": 1})
+    run(cfg, images)
+    with pytest.raises(RunDirError, match="--resume"):
+        run(cfg, images)
+
+
+def test_checkpoints_keep_last_and_leave_no_temporaries(tmp_path: Path, images: Tensor) -> None:
+    result = run(make_cfg(tmp_path / "r", training={"keep_last": 2}), images)
+    kept = find_checkpoints(result.run_dir)
+    assert [p.name for p in kept] == ["step_0000009", "step_0000010"]
+    assert sorted(p.name for p in (result.run_dir / "checkpoints").iterdir()) == [p.name for p in kept]
+    assert {p.name for p in kept[-1].iterdir()} == {
+        "model.safetensors",
+        "ema.safetensors",
+        "optimizer.pt",
+        "rng.pt",
+        "state.json",
+        "config.json",
+    }
+
+
+def test_run_outputs_log_plot_grids_and_config(tmp_path: Path, images: Tensor) -> None:
+    result = run(make_cfg(tmp_path / "r", training={"grid_epochs": [1, 2]}), images)
+    rows = read_log(result.run_dir / "log.csv")
+    # every log_every=2 steps plus the last step of each epoch (5 and 10)
+    assert [r.step for r in rows] == [2, 4, 5, 6, 8, 10]
+    assert [r.epoch for r in rows] == [1, 1, 1, 2, 2, 2]
+    assert all(np.isfinite(r.loss) and r.images_per_s > 0 for r in rows)
+    assert [p.name for p in result.grids] == ["epoch_001.png", "epoch_002.png"]
+    for path in [*result.grids, result.loss_plot]:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any((result.run_dir / "tensorboard").iterdir())
+    assert '"seed": 7' in (result.run_dir / "config.json").read_text()
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(tmp_path: Path, images: Tensor) -> None:
+    cfg = make_cfg(tmp_path / "nan")
+    with pytest.raises(NonFiniteLossError, match="step 7"):
+        train(cfg, images=images, model_factory=lambda name, c: NaNAfter(7), progress=False)
+    last = latest_checkpoint(Path(cfg.output_dir))
+    assert last.name == "step_0000006"
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in last.iterdir()}
+    assert all(torch.isfinite(v).all() for v in tensors(last).values())
+    # nothing was written after the bad step
+    assert [p.name for p in find_checkpoints(Path(cfg.output_dir))][-1] == "step_0000006"
+    assert before == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in last.iterdir()}
+
+
+def test_max_steps_stops_early_with_a_checkpoint(tmp_path: Path, images: Tensor) -> None:
+    result = run(make_cfg(tmp_path / "r"), images, max_steps=4)
+    assert not result.completed
+    assert result.final_checkpoint.name == "step_0000004"
+
+
+# --- transfer learning ---------------------------------------------------------------------------
+
+
+def transfer_cfg(out: Path) -> Config:
+    return make_cfg(
+        out,
+        training={"epochs": 3},
+        transfer={"enabled": True, "classical_epochs": 2, "finetune_epochs": 1, "target_model": "qvunet-1fq"},
+    )
+
+
+def test_transfer_weights_copies_all_but_the_vertex() -> None:
+    source, target = Tiny(4), Tiny(6)
+    before_mid = {k: v.clone() for k, v in target.state_dict().items() if k.startswith("mid.")}
+    report = transfer_weights(source, target)
+    assert sorted(report.copied) == sorted(k for k in source.state_dict() if not k.startswith("mid."))
+    assert sorted(report.excluded) == sorted(before_mid)
+    for key in report.copied:
+        assert torch.equal(target.state_dict()[key], source.state_dict()[key])
+    for key, value in before_mid.items():
+        assert torch.equal(target.state_dict()[key], value)
+    # without the exclusion the shape check still keeps mismatching vertex tensors out
+    report = transfer_weights(Tiny(4), Tiny(6), exclude_prefixes=())
+    assert "mid.0.weight" in report.shape_mismatch and "mid.2.bias" in report.copied
+
+
+def test_transfer_phase_runs_and_trains_the_vertex(tmp_path: Path, images: Tensor) -> None:
+    result = run(transfer_cfg(tmp_path / "tl"), images)
+    assert result.completed and result.state.step == 15 and result.state.phase == 1
+    assert result.state.model_name == "qvunet-1fq" and result.state.phase_start_step == 10
+    report = (result.run_dir / "transfer.json").read_text()
+    assert '"inp.weight"' in report and '"mid.0.weight"' in report
+    final = load_file(result.final_checkpoint / "model.safetensors")
+    assert final["mid.0.weight"].shape == (6, 4, 1, 1)
+    torch.manual_seed(7 + 1)  # the target model's initialisation seed (seed + phase)
+    fresh = Tiny(6)
+    # the fine-tune updated the vertex
+    assert not torch.equal(final["mid.0.weight"], fresh.mid[0].weight.detach())
+    classical = load_file(result.run_dir / "checkpoints" / "step_0000010" / "model.safetensors")
+    assert not torch.equal(final["inp.weight"], classical["inp.weight"])  # and the transferred layers
+
+
+def test_transfer_resumes_across_the_phase_boundary(tmp_path: Path, images: Tensor) -> None:
+    full = run(transfer_cfg(tmp_path / "full"), images)
+    cfg = transfer_cfg(tmp_path / "cut")
+    with pytest.raises(Interrupt):
+        run(cfg, images, on_step=interrupt_at(11))  # last checkpoint: end of the classical phase
+    assert read_state(latest_checkpoint(Path(cfg.output_dir)))[0].phase == 0
+    resumed = run(cfg, images, resume=True)
+    assert_identical(full.final_checkpoint, resumed.final_checkpoint)
+
+
+# --- sampling ------------------------------------------------------------------------------------
+
+
+def test_sample_checkpoint_writes_png_and_uint8_npz(tmp_path: Path, images: Tensor) -> None:
+    result = run(make_cfg(tmp_path / "r", training={"epochs": 1}), images)
+    out = sample_checkpoint(
+        result.run_dir,
+        tmp_path / "s",
+        num_images=5,
+        sampler="ddim",
+        steps=3,
+        seed=1,
+        model_factory=tiny_factory,
+    )
+    with np.load(out.npz) as npz:
+        samples = npz["images"]
+    assert samples.dtype == np.uint8 and samples.shape == (5, 1, 28, 28)
+    assert out.png.read_bytes()[:4] == b"\x89PNG"
+    again = sample_checkpoint(
+        result.run_dir,
+        tmp_path / "s2",
+        num_images=5,
+        sampler="ddim",
+        steps=3,
+        seed=1,
+        model_factory=tiny_factory,
+    )
+    with np.load(again.npz) as npz:
+        assert np.array_equal(npz["images"], samples)
+
+
+def test_resume_redraws_a_grid_lost_with_the_process(tmp_path: Path, images: Tensor) -> None:
+    result = run(make_cfg(tmp_path / "r", training={"grid_epochs": [2]}), images)
+    grid = result.run_dir / "samples" / "epoch_002.png"
+    first = grid.read_bytes()
+    grid.unlink()  # as if the process died while drawing it, right after the epoch-end checkpoint
+    resumed = run(make_cfg(tmp_path / "r", training={"grid_epochs": [2]}), images, resume=True)
+    assert resumed.grids == [grid] and grid.read_bytes() == first
