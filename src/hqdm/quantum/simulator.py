@@ -1,4 +1,4 @@
-"""A batched state-vector simulator for RX-encoded circuits with a ``<Z>`` readout, in PyTorch.
+"""A batched state-vector simulator for RX- or RY-encoded circuits with a ``<Z>`` readout, in PyTorch.
 
 How it is fast (see ``docs/performance.md`` for measurements):
 
@@ -32,6 +32,8 @@ GROUP_SIZE = 4
 MAX_CONTROLS = 4
 #: amplitudes per chunk of the batch (complex64: 4 MiB)
 CHUNK_AMPLITUDES = 1 << 19
+#: the rotation axis of each parametrised gate's 2x2 block (index into ``_rotations``' stack)
+ROTATION_AXIS = {"RX": 0, "CRX": 0, "RY": 1, "RZ": 2, "CRZ": 2}
 
 
 @dataclass
@@ -60,7 +62,7 @@ class Pass:
     block: tuple[int, ...]
     controls: tuple[int, ...]
     weight_index: torch.Tensor  # (L,) index into the flat weight vector, -1 for fixed gates
-    is_rx: torch.Tensor  # (L,) bool: the 2x2 is an X rotation (else a Z rotation)
+    axis: torch.Tensor  # (L,) long: ROTATION_AXIS of each gate's 2x2 (fixed gates: 0, unused)
     base: torch.Tensor  # (L, C, d, d) complex128: identity parts and fixed gates
     scatter_dst: torch.Tensor  # flat positions in (L, C, d, d) that hold entries of a gate's 2x2
     scatter_src: torch.Tensor  # flat positions in (L, 2, 2) that fill them
@@ -80,6 +82,7 @@ class Plan:
 
     n_wires: int
     n_weights: int
+    encoding: str
     groups: tuple[tuple[int, ...], ...]
     prefix: tuple[Pass, ...]
     passes: tuple[Pass, ...]
@@ -194,7 +197,7 @@ def _compile_pass(
         block=block,
         controls=controls,
         weight_index=torch.tensor([-1 if g.weight is None else g.weight for g in spec.gates]),
-        is_rx=torch.tensor([g.name in ("RX", "CRX") for g in spec.gates]),
+        axis=torch.tensor([ROTATION_AXIS.get(g.name, 0) for g in spec.gates], dtype=torch.long),
         base=base,
         scatter_dst=torch.tensor(dst, dtype=torch.long),
         scatter_src=torch.tensor(src, dtype=torch.long),
@@ -224,6 +227,7 @@ def compile_circuit(circuit: Circuit) -> Plan:
     return Plan(
         n_wires=circuit.n_wires,
         n_weights=circuit.n_weights,
+        encoding=circuit.encoding,
         groups=tuple(groups),
         prefix=tuple(_compile_pass(s, groups[s.group], (), groups, identity) for s in prefix_specs),
         passes=tuple(
@@ -237,20 +241,17 @@ def compile_circuit(circuit: Circuit) -> Plan:
 # Pass unitaries from angles (ordinary autograd on small tensors)
 
 
-def _rotations(angles: torch.Tensor, is_rx: torch.Tensor) -> torch.Tensor:
-    """(K, L) angles -> (K, L, 2, 2) RX or RZ matrices."""
+def _rotations(angles: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
+    """(K, L) angles -> (K, L, 2, 2) RX, RY or RZ matrices, gate l about ``axis[l]`` (see ROTATION_AXIS)."""
     half = angles / 2
     c, s = torch.cos(half), torch.sin(half)
     zero = torch.zeros_like(c)
-    rx = torch.stack(
-        [torch.complex(c, zero), torch.complex(zero, -s), torch.complex(zero, -s), torch.complex(c, zero)],
-        dim=-1,
-    )
-    rz = torch.stack(
-        [torch.complex(c, -s), torch.complex(zero, zero), torch.complex(zero, zero), torch.complex(c, s)],
-        dim=-1,
-    )
-    return torch.where(is_rx[:, None], rx, rz).unflatten(-1, (2, 2))
+    rx = [torch.complex(c, zero), torch.complex(zero, -s), torch.complex(zero, -s), torch.complex(c, zero)]
+    ry = [torch.complex(c, zero), torch.complex(-s, zero), torch.complex(s, zero), torch.complex(c, zero)]
+    rz = [torch.complex(c, -s), torch.complex(zero, zero), torch.complex(zero, zero), torch.complex(c, s)]
+    stacked = torch.stack([torch.stack(m, dim=-1) for m in (rx, ry, rz)], dim=-2)  # (K, L, 3, 4)
+    gate = torch.arange(axis.numel(), device=axis.device)
+    return stacked[:, gate, axis].unflatten(-1, (2, 2))
 
 
 def pass_unitaries(p: Pass, weights: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -258,7 +259,7 @@ def pass_unitaries(p: Pass, weights: torch.Tensor, dtype: torch.dtype) -> torch.
     device = weights.device
     idx = p.weight_index.to(device)
     angles = weights[:, idx.clamp(min=0)] * (idx >= 0)
-    rot = _rotations(angles, p.is_rx.to(device)).to(dtype)
+    rot = _rotations(angles, p.axis.to(device)).to(dtype)
     n_gates, n_ctrl, d, _ = p.base.shape
     k = weights.shape[0]
     filled = rot.new_zeros(k, n_gates * n_ctrl * d * d).index_add(
@@ -304,10 +305,14 @@ def _apply(p: Pass, u: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
     n_bits = dim.bit_length() - 1
     view = states.view(s, k, *([2] * n_bits), n)
     x0, x1 = view.select(2 + p.position, 0), view.select(2 + p.position, 1)
+    out = torch.empty_like(states)
+    out_view = out.view(view.shape)
     uu = u[..., None, :, :]  # a trailing axis for the samples
-    out0 = uu[..., 0, 0] * x0 + uu[..., 0, 1] * x1
-    out1 = uu[..., 1, 0] * x0 + uu[..., 1, 1] * x1
-    return torch.stack([out0, out1], dim=2 + p.position).view(states.shape)
+    for row in (0, 1):
+        target = out_view.select(2 + p.position, row)
+        torch.mul(x0, uu[..., row, 0], out=target)
+        target.addcmul_(x1, uu[..., row, 1])
+    return out
 
 
 def _unitary_grad(p: Pass, lam_out: torch.Tensor, psi_in: torch.Tensor) -> torch.Tensor:
@@ -444,10 +449,12 @@ def _adjoint(u: torch.Tensor) -> torch.Tensor:
 
 
 def _encode(inputs: torch.Tensor, plan: Plan, dtype: torch.dtype) -> list[torch.Tensor]:
-    """RX(x)|0> on every wire, multiplied into group states (K, d, N)."""
+    """RX(x)|0> = [cos, -i sin] or RY(x)|0> = [cos, sin] (of x/2) on every wire, as group states (K, d, N)."""
     half = inputs.transpose(1, 2).to(dtype.to_real()) / 2
     c, s = torch.cos(half), torch.sin(half)
-    qubits = torch.stack([torch.complex(c, torch.zeros_like(c)), torch.complex(torch.zeros_like(s), -s)], 2)
+    zero = torch.zeros_like(c)
+    one = torch.complex(zero, -s) if plan.encoding == "RX" else torch.complex(s, zero)
+    qubits = torch.stack([torch.complex(c, zero), one], 2)
     return [_kron_groups([qubits[:, w] for w in ws]) for ws in plan.groups]
 
 
@@ -467,7 +474,7 @@ def simulate(
     dtype: torch.dtype = torch.complex64,
     chunk_amplitudes: int = CHUNK_AMPLITUDES,
 ) -> torch.Tensor:
-    """<Z_i> for K circuits of one structure: inputs (K, N, n_wires) RX angles, weights (K, n_weights).
+    """<Z_i> for K circuits of one structure: inputs (K, N, n_wires) encoding angles, weights (K, n_weights).
 
     Returns (K, N, n_wires) in the real dtype matching ``dtype`` (complex64 -> float32).
     Differentiable with respect to inputs and weights. No argument checking: see :func:`hqdm.quantum.expvals`.
