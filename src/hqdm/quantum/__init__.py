@@ -8,6 +8,7 @@ from hqdm.quantum.circuits import (
     Circuit,
     Gate,
     build_circuit,
+    chen_circuit,
 )
 from hqdm.quantum.functional import expvals
 from hqdm.quantum.layers import PatchCircuit, Quanvolution
@@ -23,6 +24,7 @@ __all__ = [
     "PatchCircuit",
     "Quanvolution",
     "build_circuit",
+    "chen_circuit",
     "expvals",
     "to_pennylane",
 ]

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-GateName = Literal["RX", "CRX", "CRZ", "CNOT"]
+GateName = Literal["RX", "RY", "RZ", "CRX", "CRZ", "CNOT"]
+Encoding = Literal["RX", "RY"]
 ANSATZES = ("hqconv", "fqconv", "basic")
 VARIANTS = ("paper", "reference-code")
 
@@ -24,7 +25,7 @@ ANGLES_PER_LAYER = {"hqconv": 28, "fqconv": 24, "basic": 4}
 class Gate:
     """One gate. ``wires`` is (target,) or (control, target); ``weight`` indexes the flat weight vector.
 
-    ``weight`` is None for fixed gates (CNOT). Encoding RX gates carry ``input`` instead: the index of the
+    ``weight`` is None for fixed gates (CNOT). Encoding gates carry ``input`` instead: the index of the
     input feature used as the angle.
     """
 
@@ -44,16 +45,17 @@ class Gate:
 
 @dataclass(frozen=True)
 class Circuit:
-    """RX angle encoding of ``n_wires`` inputs, then ``gates``; readout ``<Z_i>`` on every wire."""
+    """``encoding`` (RX or RY) angle encoding of ``n_wires`` inputs, then ``gates``; readout ``<Z_i>``."""
 
     n_wires: int
     gates: tuple[Gate, ...]
     n_weights: int
     name: str = ""
+    encoding: Encoding = "RX"
 
     @property
-    def encoding(self) -> tuple[Gate, ...]:
-        return tuple(Gate("RX", (w,), input=w) for w in range(self.n_wires))
+    def encoding_gates(self) -> tuple[Gate, ...]:
+        return tuple(Gate(self.encoding, (w,), input=w) for w in range(self.n_wires))
 
 
 def _pair(ctrl: int, tgt: int, first_angle: int) -> list[Gate]:
@@ -109,6 +111,34 @@ def build_circuit(ansatz: str, n_layers: int, *, variant: str = "paper") -> Circ
         else:
             gates += _basic_layer(offset, ANSATZ_WIRES["basic"])
     return Circuit(ANSATZ_WIRES[ansatz], tuple(gates), n_layers * per_layer, f"{ansatz}-{variant}-{n_layers}")
+
+
+def chen_circuit(n_wires: int = 16, n_layers: int = 1, *, variant: str = "paper") -> Circuit:
+    """Chen et al. (2025) bottleneck circuit: RY encoding, then per layer a rotation on every wire and a
+    CNOT chain 0->1->...->n-1; readout ``<Z>`` on every wire.
+
+    ``variant="paper"``: one RZ per wire (weight ``layer * n_wires + wire``). RZ is diagonal and CNOT
+    permutes basis states, so every ``<Z_i>`` is independent of the weights (a fixed feature map of the
+    inputs; see docs/chen2025.md). ``variant="reference-code"``: RZ then RY per wire (weights
+    ``layer * 2 * n_wires + 2 * wire + {0, 1}``), as in the authors' current code; the RY makes it trainable.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+    if not isinstance(n_wires, int) or n_wires < 2:
+        raise ValueError(f"n_wires must be an integer >= 2, got {n_wires!r}")
+    if not isinstance(n_layers, int) or n_layers < 1:
+        raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
+    per_wire = 1 if variant == "paper" else 2
+    gates: list[Gate] = []
+    for layer in range(n_layers):
+        first = layer * per_wire * n_wires
+        for w in range(n_wires):
+            gates.append(Gate("RZ", (w,), first + per_wire * w))
+            if variant == "reference-code":
+                gates.append(Gate("RY", (w,), first + 2 * w + 1))
+        gates += [Gate("CNOT", (w, w + 1)) for w in range(n_wires - 1)]
+    n_weights = n_layers * per_wire * n_wires
+    return Circuit(n_wires, tuple(gates), n_weights, f"chen-{variant}-{n_wires}w-{n_layers}", encoding="RY")
 
 
 def check_ansatz(ansatz: str, variant: str) -> None:

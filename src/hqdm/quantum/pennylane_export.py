@@ -31,9 +31,10 @@ def to_pennylane(
 ) -> Callable[[Any, Any], None]:
     """A function ``apply(inputs, weights)`` that queues the circuit's gates inside a PennyLane QNode.
 
-    ``inputs`` is (..., n_wires) RX angles (a leading batch dimension uses PennyLane broadcasting) and
-    ``weights`` the (layers, angles_per_layer) array of :func:`hqdm.quantum.expvals`, in any interface
-    PennyLane supports (numpy, torch, jax, autograd). ``wires`` renames the circuit's wires 0..n-1.
+    ``inputs`` is (..., n_wires) encoding angles (RX, or RY for circuits with ``encoding="RY"``; a leading
+    batch dimension uses PennyLane broadcasting) and ``weights`` the (layers, angles_per_layer) array of
+    :func:`hqdm.quantum.expvals` (for a Circuit: any shape holding its ``n_weights`` angles), in any
+    interface PennyLane supports (numpy, torch, jax, autograd). ``wires`` renames the circuit's wires 0..n-1.
     Measurements are left to the caller, e.g. ``[qml.expval(qml.PauliZ(w)) for w in wires]``.
     """
     qml = _import_pennylane()
@@ -47,14 +48,15 @@ def to_pennylane(
     if len(names) != circuit.n_wires:
         raise ValueError(f"the circuit has {circuit.n_wires} wires, got {len(names)} wire labels")
     per_layer = None if isinstance(ansatz, Circuit) else ANGLES_PER_LAYER[ansatz]
-    operations = {"RX": qml.RX, "CRX": qml.CRX, "CRZ": qml.CRZ}
+    operations = {"RX": qml.RX, "RY": qml.RY, "RZ": qml.RZ, "CRX": qml.CRX, "CRZ": qml.CRZ}
+    encode = operations[circuit.encoding]
 
     def apply(inputs: Any, weights: Any) -> None:
         if per_layer is not None and qml.math.shape(weights)[-1] != per_layer:
             raise ValueError(f"weights must have shape (layers, {per_layer}), got {qml.math.shape(weights)}")
         flat = qml.math.reshape(weights, (-1,))
         for w in range(circuit.n_wires):
-            qml.RX(inputs[..., w], wires=names[w])
+            encode(inputs[..., w], wires=names[w])
         for gate in circuit.gates:
             gate_wires = [names[w] for w in gate.wires]
             if gate.name == "CNOT":

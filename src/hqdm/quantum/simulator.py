@@ -7,8 +7,10 @@ How it is fast (see ``docs/performance.md`` for measurements):
   ``d x d`` unitary on that group (``d = 2**group size``), chosen per value of up to four *control* wires
   outside the group. One pass is one batched matrix multiply over the state, whatever the number of gates
   in it: a 12-qubit HQConv layer becomes three passes, an FQConv layer three passes.
-* **Product-state prefix.** The encoding is a product state; passes that act inside a single group before
-  anything entangles that group run on the 16-amplitude group state, not on the full state.
+* **Clusters before the full state.** The encoding is a product state. Until a pass entangles the last
+  groups together, passes run on the small states of the clusters of groups they touch (16 or 256
+  amplitudes per sample, ordinary autograd); the pass that joins the last clusters is applied to its block's
+  cluster once per control value and multiplied out, so the full state is never touched by it.
 * **Batch-last layout.** The state is ``(circuits, 2**n, samples)``, so each pass is a few large GEMMs.
   Passes whose control wires lie after their group in memory first move that group to the end (one copy).
 * **Adjoint backward.** Only the final states are kept; the backward pass walks the passes in reverse,
@@ -78,13 +80,13 @@ class Pass:
 
 @dataclass(frozen=True)
 class Plan:
-    """How one circuit is simulated: prefix passes on group states, then passes on the full state."""
+    """How one circuit is simulated: cluster passes on small product factors, then full-state passes."""
 
     n_wires: int
     n_weights: int
     encoding: str
     groups: tuple[tuple[int, ...], ...]
-    prefix: tuple[Pass, ...]
+    cluster_passes: tuple[Pass, ...]
     passes: tuple[Pass, ...]
 
     def memory_wires(self, layout: tuple[int, ...]) -> list[int]:
@@ -181,17 +183,14 @@ def _compile_pass(
     block: tuple[int, ...],
     controls: tuple[int, ...],
     plan_groups: list[tuple[int, ...]],
-    layout: tuple[int, ...],
+    layout: tuple[int, ...] | None,
 ) -> Pass:
+    """``layout`` is None for cluster passes, which are applied by einsum and need no memory view."""
     base, dst, src = _embedding(spec.gates, block, controls)
-    memory = [w for g in layout for w in plan_groups[g]]
-    if len(block) == 1:
-        position = memory.index(block[0])
-        others = [w for w in memory if w != block[0]]
-    else:
-        position = memory.index(block[0])
-        others = memory[:position]
-    in_memory = sorted(controls, key=others.index)
+    memory = [] if layout is None else [w for g in layout for w in plan_groups[g]]
+    position = memory.index(block[0]) if memory else -1
+    others = [w for w in memory if w != block[0]] if len(block) == 1 else memory[: max(position, 0)]
+    in_memory = sorted(controls, key=others.index) if memory else []
     return Pass(
         group=spec.group,
         block=block,
@@ -203,25 +202,26 @@ def _compile_pass(
         scatter_src=torch.tensor(src, dtype=torch.long),
         layout=layout,
         position=position,
-        view_shape=tuple(2 if w in controls else 1 for w in others),
+        view_shape=tuple(2 if w in controls else 1 for w in others) if memory else (),
         control_order=tuple(controls.index(c) for c in in_memory),
     )
 
 
 @cache
 def compile_circuit(circuit: Circuit) -> Plan:
-    """Fuse a circuit's gates into passes and split off the product-state prefix."""
+    """Fuse a circuit's gates into passes; those until all groups are entangled run on clusters."""
     groups = _groups(circuit.n_wires)
     group_of = {w: g for g, ws in enumerate(groups) for w in ws}
-    prefix_specs, full_specs = [], []
-    entangled: set[int] = set()
-    for spec in _fuse(circuit, groups):
-        if not spec.controls and spec.group not in entangled:
-            prefix_specs.append(spec)
-        else:
-            entangled |= {spec.group} | {group_of[c] for c in spec.controls}
-            full_specs.append(spec)
-    identity = tuple(range(len(groups)))
+    specs = _fuse(circuit, groups)
+    cluster_of = list(range(len(groups)))
+    n_cluster_passes = len(specs)
+    for i, spec in enumerate(specs):
+        joined = {cluster_of[spec.group]} | {cluster_of[group_of[c]] for c in spec.controls}
+        cluster_of = [min(joined) if c in joined else c for c in cluster_of]
+        if len(groups) > 1 and len(set(cluster_of)) == 1:
+            n_cluster_passes = i + 1
+            break
+    cluster_specs, full_specs = specs[:n_cluster_passes], specs[n_cluster_passes:]
     shapes = [_block_and_controls(s, groups) for s in full_specs]
     layouts = _layouts(full_specs, [b for b, _ in shapes], groups)
     return Plan(
@@ -229,7 +229,9 @@ def compile_circuit(circuit: Circuit) -> Plan:
         n_weights=circuit.n_weights,
         encoding=circuit.encoding,
         groups=tuple(groups),
-        prefix=tuple(_compile_pass(s, groups[s.group], (), groups, identity) for s in prefix_specs),
+        cluster_passes=tuple(
+            _compile_pass(s, groups[s.group], s.controls, groups, None) for s in cluster_specs
+        ),
         passes=tuple(
             _compile_pass(s, block, controls, groups, layout)
             for s, (block, controls), layout in zip(full_specs, shapes, layouts, strict=True)
@@ -359,26 +361,6 @@ def _z_signs(plan: Plan, layout: tuple[int, ...]) -> torch.Tensor:
     return signs
 
 
-def _kron_groups(group_states: list[torch.Tensor]) -> torch.Tensor:
-    """Product state (K, 2**n, N) from group states (K, d_g, N)."""
-    state = group_states[0]
-    for g in group_states[1:]:
-        state = (state[:, :, None, :] * g[:, None, :, :]).flatten(1, 2)
-    return state
-
-
-def _kron_grads(lam: torch.Tensor, group_states: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Adjoint of ``_kron_groups``: contract lam with the conjugates of all other groups."""
-    k, _, n = lam.shape
-    sizes = [g.shape[1] for g in group_states]
-    grads = []
-    for i, own in enumerate(sizes):
-        others = [g.conj() for j, g in enumerate(group_states) if j != i]
-        t = lam.view(k, *sizes, n).movedim(1 + i, 1).reshape(k, own, -1, n)
-        grads.append(t.sum(2) if not others else (t * _kron_groups(others)[:, None]).sum(2))
-    return grads
-
-
 def _chunks(k: int, n: int, n_wires: int, chunk_amplitudes: int) -> list[tuple[slice, slice]]:
     """(circuit, sample) slices whose states hold about ``chunk_amplitudes`` amplitudes."""
     per_chunk = max(1, chunk_amplitudes >> n_wires)
@@ -392,18 +374,15 @@ class _FullStateExpvals(torch.autograd.Function):
     """<Z> of every wire after the full-state passes, with an adjoint (uncompute) backward."""
 
     @staticmethod
-    def forward(
-        ctx, plan: Plan, chunk_amplitudes: int, n_groups: int, *tensors: torch.Tensor
-    ) -> torch.Tensor:
-        group_states, unitaries = list(tensors[:n_groups]), tensors[n_groups:]
-        k, _, n = group_states[0].shape
+    def forward(ctx, plan: Plan, chunk_amplitudes: int, initial: torch.Tensor, *unitaries: torch.Tensor):
+        k, _, n = initial.shape
         views = [_broadcast(u, p) for u, p in zip(unitaries, plan.passes, strict=True)]
-        signs = _z_signs(plan, plan.passes[-1].layout).to(group_states[0].real)
+        signs = _z_signs(plan, plan.passes[-1].layout).to(initial.real)
         out = signs.new_empty(k, plan.n_wires, n)
         chunks = _chunks(k, n, plan.n_wires, chunk_amplitudes)
         finals = []
         for kc, nc in chunks:
-            state = _kron_groups([g[kc, :, nc] for g in group_states])[None]
+            state = initial[None, kc, :, nc].contiguous()
             layout = tuple(range(len(plan.groups)))
             for p, view in zip(plan.passes, views, strict=True):
                 state = _apply(p, view[kc], _relayout(plan, state, layout, p.layout))
@@ -411,16 +390,16 @@ class _FullStateExpvals(torch.autograd.Function):
             out[kc, :, nc] = signs @ (state[0].real.square() + state[0].imag.square())
             finals.append(state[0])
         ctx.plan, ctx.chunks, ctx.finals, ctx.views = plan, chunks, finals, views
-        ctx.save_for_backward(*group_states)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         plan: Plan = ctx.plan
-        group_states = list(ctx.saved_tensors)
         adjoints = [_adjoint(v) for v in ctx.views]
         signs = _z_signs(plan, plan.passes[-1].layout).to(grad_out)
-        group_grads = [torch.zeros_like(g) for g in group_states]
+        initial_grad = grad_out.new_empty(
+            grad_out.shape[0], 1 << plan.n_wires, grad_out.shape[2], dtype=ctx.finals[0].dtype
+        )
         unitary_grads = [torch.zeros_like(v) for v in ctx.views]
         for (kc, nc), psi in zip(ctx.chunks, ctx.finals, strict=True):
             # lam = dL/d(conj psi); the pair (psi, lam) is un-applied pass by pass.
@@ -434,13 +413,11 @@ class _FullStateExpvals(torch.autograd.Function):
                 pair = _apply(p, adjoints[i][kc], pair)
                 unitary_grads[i][kc] += _unitary_grad(p, lam_out, pair[0])
             pair = _relayout(plan, pair, layout, tuple(range(len(plan.groups))))
-            chunk_states = [g[kc, :, nc] for g in group_states]
-            for total, part in zip(group_grads, _kron_grads(pair[1], chunk_states), strict=True):
-                total[kc, :, nc] = 2 * part
+            initial_grad[kc, :, nc] = 2 * pair[1]
         ctx.finals = None
         # torch's convention for complex inputs: the gradient is 2 dL/d(conj z) for a real loss
         results = [2 * _unbroadcast(g, p) for g, p in zip(unitary_grads, plan.passes, strict=True)]
-        return (None, None, None, *group_grads, *results)
+        return (None, None, initial_grad, *results)
 
 
 def _adjoint(u: torch.Tensor) -> torch.Tensor:
@@ -449,21 +426,70 @@ def _adjoint(u: torch.Tensor) -> torch.Tensor:
 
 
 def _encode(inputs: torch.Tensor, plan: Plan, dtype: torch.dtype) -> list[torch.Tensor]:
-    """RX(x)|0> = [cos, -i sin] or RY(x)|0> = [cos, sin] (of x/2) on every wire, as group states (K, d, N)."""
+    """RX(x)|0> = [cos, -i sin] or RY(x)|0> = [cos, sin] (of x/2) per wire: a list of (K, 2, N) states."""
     half = inputs.transpose(1, 2).to(dtype.to_real()) / 2
     c, s = torch.cos(half), torch.sin(half)
     zero = torch.zeros_like(c)
     one = torch.complex(zero, -s) if plan.encoding == "RX" else torch.complex(s, zero)
     qubits = torch.stack([torch.complex(c, zero), one], 2)
-    return [_kron_groups([qubits[:, w] for w in ws]) for ws in plan.groups]
+    return [qubits[:, w] for w in range(plan.n_wires)]
 
 
-def _group_expvals(state: torch.Tensor, n_group_wires: int) -> torch.Tensor:
-    """<Z> of the wires of one unentangled group from its state (K, d, N)."""
-    index = torch.arange(state.shape[1], device=state.device)
-    bits = (index[None, :] >> torch.arange(n_group_wires - 1, -1, -1, device=state.device)[:, None]) & 1
-    signs = (1 - 2 * bits).to(state.real.dtype)
-    return signs @ (state.real.square() + state.imag.square())
+def _letters(wires) -> str:
+    return "".join(chr(ord("a") + w) for w in wires)
+
+
+def _join(clusters: dict[tuple[int, ...], torch.Tensor], parts: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """Replace ``parts`` by their product state, one axis per wire in ascending order."""
+    wires = tuple(sorted(w for part in parts for w in part))
+    if len(parts) > 1:
+        terms = ",".join(f"z{_letters(part)}y" for part in parts)
+        clusters[wires] = torch.einsum(
+            f"{terms}->z{_letters(wires)}y", *[clusters.pop(part) for part in parts]
+        )
+    return wires
+
+
+def _cluster_pass(p: Pass, u: torch.Tensor, clusters: dict[tuple[int, ...], torch.Tensor]) -> None:
+    """Apply a pass to the clusters it touches, joining them (einsum on tensors with one axis per wire).
+
+    The unitary first acts on its block's cluster with the outside control bits as new axes (no larger than
+    that cluster times 2**controls); the result is then multiplied with the control clusters.
+    """
+    block = _join(clusters, [ws for ws in clusters if set(ws) & set(p.block)])
+    others = [ws for ws in clusters if ws != block and set(ws) & set(p.controls)]
+    k = u.shape[0]
+    u = u.reshape(k, *([2] * (len(p.controls) + 2 * len(p.block))))
+    outside = _letters(c for c in p.controls if c not in block)
+
+    def renamed(wires: tuple[int, ...]) -> str:  # block wires carry their output (upper-case) letter
+        return "".join(_letters([w]).upper() if w in p.block else _letters([w]) for w in wires)
+
+    applied = torch.einsum(
+        f"z{_letters(p.controls)}{renamed(p.block)}{_letters(p.block)},z{_letters(block)}y->z{outside}{renamed(block)}y",
+        u,
+        clusters.pop(block),
+    )
+    merged = tuple(sorted(set(block).union(*others)))
+    if others:
+        terms = ",".join(f"z{_letters(ws)}y" for ws in others)
+        operands = [clusters.pop(ws) for ws in others]
+        applied = torch.einsum(
+            f"z{outside}{renamed(block)}y,{terms}->z{renamed(merged)}y", applied, *operands
+        )
+    clusters[merged] = applied
+
+
+def _cluster_expvals(wires: tuple[int, ...], state: torch.Tensor) -> torch.Tensor:
+    """<Z_w> of every wire of an unentangled cluster (K, 2, ..., 2, N) -> (K, len(wires), N)."""
+    probs = state.real.square() + state.imag.square()
+    axes = range(1, len(wires) + 1)
+    rows = []
+    for axis in axes:
+        rest = [a for a in axes if a != axis]
+        marginal = probs.sum(dim=rest) if rest else probs
+        rows.append(marginal[:, 0] - marginal[:, 1])
+    return torch.stack(rows, 1)
 
 
 def simulate(
@@ -474,18 +500,24 @@ def simulate(
     dtype: torch.dtype = torch.complex64,
     chunk_amplitudes: int = CHUNK_AMPLITUDES,
 ) -> torch.Tensor:
-    """<Z_i> for K circuits of one structure: inputs (K, N, n_wires) encoding angles, weights (K, n_weights).
+    """<Z_i> for K circuits of one structure: inputs (K, N, n_wires) RX angles, weights (K, n_weights).
 
     Returns (K, N, n_wires) in the real dtype matching ``dtype`` (complex64 -> float32).
     Differentiable with respect to inputs and weights. No argument checking: see :func:`hqdm.quantum.expvals`.
     """
-    states = _encode(inputs, plan, dtype)
     real_weights = weights.to(dtype.to_real())
-    for p in plan.prefix:
-        states[p.group] = pass_unitaries(p, real_weights, dtype)[:, 0] @ states[p.group]
+    clusters = {(w,): q for w, q in enumerate(_encode(inputs, plan, dtype))}
+    for p in plan.cluster_passes:
+        _cluster_pass(p, pass_unitaries(p, real_weights, dtype), clusters)
+    k, n = inputs.shape[0], inputs.shape[1]
     if plan.passes:
+        full = clusters[_join(clusters, list(clusters))]
         unitaries = [pass_unitaries(p, real_weights, dtype) for p in plan.passes]
-        out = _FullStateExpvals.apply(plan, chunk_amplitudes, len(states), *states, *unitaries)
+        out = _FullStateExpvals.apply(plan, chunk_amplitudes, full.reshape(k, -1, n), *unitaries)
     else:
-        out = torch.cat([_group_expvals(s, len(ws)) for s, ws in zip(states, plan.groups, strict=True)], 1)
+        per_wire = {}
+        for wires, state in clusters.items():
+            for w, row in zip(wires, _cluster_expvals(wires, state).unbind(1), strict=True):
+                per_wire[w] = row
+        out = torch.stack([per_wire[w] for w in range(plan.n_wires)], 1)
     return out.transpose(1, 2)
