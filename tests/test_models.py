@@ -43,7 +43,8 @@ def _build(name: str, semantics: str, seed: int = 0) -> nn.Module:
 
 
 def test_registry_names_are_the_documented_ones() -> None:
-    assert list_models() == list(EXPECTED_COUNTS)
+    # the first paper's networks come first, in table order; other papers' models follow
+    assert list_models()[: len(EXPECTED_COUNTS)] == list(EXPECTED_COUNTS)
 
 
 @pytest.mark.parametrize("name", list(EXPECTED_COUNTS))

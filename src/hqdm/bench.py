@@ -156,6 +156,19 @@ def measure_train_step(model_name: str, batch: int, seconds: float) -> dict:
     }
 
 
+def measure_sampling(model_name: str, batch: int, steps: int) -> dict:
+    """DDIM sampling images/s of a freshly initialised model (the cost does not depend on training)."""
+    from hqdm.diffusion import DDIMSampler, make_schedule
+    from hqdm.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(model_name)
+    sampler = DDIMSampler(make_schedule("cosine"), steps=steps)
+    generator = torch.Generator().manual_seed(0)
+    seconds, peak = _time(lambda: sampler.sample(model, (batch, 1, 28, 28), generator=generator), 0.0, 1)
+    return {"seconds": seconds, "images_per_s": batch / seconds, "peak_mb": peak}
+
+
 def _subprocess(kind: str, **kwargs) -> dict:
     """Run one measurement in a fresh interpreter and return its JSON result."""
     code = f"import json, hqdm.bench as b; print(json.dumps(b.{kind}(**{kwargs!r})))"
@@ -278,9 +291,14 @@ def train_step_benchmark(
     models: tuple[str, ...] | None = None,
     batch: int = 128,
     seconds: float = 10.0,
+    sample_steps: int = 0,
+    sample_batch: int = 32,
     echo: Callable[[str], None] = print,
 ) -> dict[str, dict]:
-    """Forward + backward + Adam step of every registered model, as a ratio to the classical U-Net."""
+    """Forward + backward + Adam step of every registered model, as a ratio to the classical U-Net.
+
+    With ``sample_steps`` > 0 also DDIM sampling images/s at that many steps (batch ``sample_batch``).
+    """
     from hqdm.models import list_models
 
     names = list(models or list_models())
@@ -288,15 +306,21 @@ def train_step_benchmark(
         names.remove("unet")
     names.insert(0, "unet")
     echo(f"# training step benchmark, batch {batch} ({machine_line()})")
-    echo("| model | params (quantum) | seconds/step | ratio to unet | images/s | peak MB |")
-    echo("|---|---:|---:|---:|---:|---:|")
+    sampling = f" DDIM-{sample_steps} images/s (batch {sample_batch}) |" if sample_steps else ""
+    echo(f"| model | params (quantum) | seconds/step | ratio to unet | train images/s | peak MB |{sampling}")
+    echo("|---|---:|---:|---:|---:|---:|" + ("---:|" if sample_steps else ""))
     results: dict[str, dict] = {}
     for name in names:
         result = _subprocess("measure_train_step", model_name=name, batch=batch, seconds=seconds)
+        if sample_steps:
+            result["sampling"] = _subprocess(
+                "measure_sampling", model_name=name, batch=sample_batch, steps=sample_steps
+            )
         results[name] = result
         ratio = result["seconds"] / results["unet"]["seconds"]
+        extra = f" {result['sampling']['images_per_s']:.2f} |" if sample_steps else ""
         echo(
             f"| {name} | {result['params']:,} ({result['quantum_params']:,}) | {result['seconds']:.2f} | "
-            f"{ratio:.2f}x | {batch / result['seconds']:.1f} | {result['peak_mb']:,.0f} |"
+            f"{ratio:.2f}x | {batch / result['seconds']:.1f} | {result['peak_mb']:,.0f} |{extra}"
         )
     return results

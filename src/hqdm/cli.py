@@ -70,12 +70,15 @@ def _train(parser: argparse.ArgumentParser) -> Runner:
     def run(args: argparse.Namespace) -> int:
         from hqdm.config import load_config
         from hqdm.train import train
+        from hqdm.train.distributed import is_main_process
 
         values = {
             k: v for k, v in (("data.data_dir", args.data_dir), ("output_dir", args.out)) if v is not None
         }
         cfg = load_config(args.config, args.overrides, values=values)
         result = train(cfg, resume=args.resume, max_steps=args.max_steps)
+        if not is_main_process():  # under torchrun, rank 0 reports for the job
+            return 0
         status = "finished" if result.completed else f"stopped at step {result.state.step}"
         print(f"training {status}; run directory: {result.run_dir}")
         print(f"  last checkpoint: {result.final_checkpoint}")
@@ -103,6 +106,7 @@ def _sample(parser: argparse.ArgumentParser) -> Runner:
 
     def run(args: argparse.Namespace) -> int:
         from hqdm.train import sample_checkpoint
+        from hqdm.train.distributed import is_main_process
         from hqdm.train.trainer import resolve_device
 
         device = resolve_device(args.device, key="--device")
@@ -118,6 +122,8 @@ def _sample(parser: argparse.ArgumentParser) -> Runner:
             device=device,
             progress=sys.stderr.isatty(),
         )
+        if not is_main_process():
+            return 0
         print(f"{result.num_images} samples from {result.checkpoint}")
         print(f"  grid: {result.png}")
         print(f"  uint8 array (key 'images', N x C x H x W): {result.npz}")
@@ -186,6 +192,178 @@ def _data(parser: argparse.ArgumentParser) -> Runner:
         return 0 if report.ok else EXIT_USER_ERROR
 
     return run
+
+
+@subcommand("bench", "measure the quantum engine against PennyLane, or a training step of every model")
+def _bench(parser: argparse.ArgumentParser) -> Runner:
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="{quantum,train-step}")
+    quantum = kinds.add_parser("quantum", help="circuits/s of hqdm vs PennyLane default.qubit, peak memory")
+    quantum.add_argument("--batches", default="128,896,6272", help="comma-separated batch sizes")
+    quantum.add_argument("--ansatz", default="hqconv,fqconv", help="comma-separated ansatzes")
+    quantum.add_argument("--pennylane-batch", type=int, default=128, help="largest batch run on PennyLane")
+    quantum.add_argument("--seconds", type=float, default=3.0, help="minimum timing per measurement")
+    quantum.add_argument(
+        "--depths", default="1,3,6,12", help="layer counts for the memory-vs-depth table ('' skips it)"
+    )
+    step = kinds.add_parser("train-step", help="forward+backward+Adam per model, as a ratio to the U-Net")
+    step.add_argument("--models", default=None, help="comma-separated model names (default: all)")
+    step.add_argument("--batch", type=int, default=128)
+    step.add_argument("--seconds", type=float, default=10.0, help="minimum timing per model")
+    step.add_argument("--sample-steps", type=int, default=0, help="also time DDIM sampling with N steps")
+    step.add_argument("--sample-batch", type=int, default=32, help="images per DDIM sampling run")
+
+    def run(args: argparse.Namespace) -> int:
+        from hqdm import bench
+
+        if args.kind == "quantum":
+            bench.quantum_benchmark(
+                batches=tuple(int(b) for b in args.batches.split(",")),
+                ansatzes=tuple(args.ansatz.split(",")),
+                pennylane_batch=args.pennylane_batch,
+                seconds=args.seconds,
+            )
+            if args.depths:
+                bench.depth_memory_benchmark(
+                    batch=max(int(b) for b in args.batches.split(",")),
+                    depths=tuple(int(d) for d in args.depths.split(",")),
+                )
+        else:
+            models = tuple(args.models.split(",")) if args.models else None
+            bench.train_step_benchmark(
+                models, batch=args.batch, seconds=args.seconds,
+                sample_steps=args.sample_steps, sample_batch=args.sample_batch,
+            )  # fmt: skip
+        return 0
+
+    return run
+
+
+def _metric_errors(run: Runner) -> Runner:
+    """Report metric problems (missing FID network, bad weights file) like the other user errors."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        from hqdm.metrics import MetricsError
+
+        try:
+            return run(args)
+        except MetricsError as err:
+            _report_error(err)
+            return EXIT_USER_ERROR
+
+    return guarded
+
+
+@subcommand("evaluate", "score samples of a checkpoint's EMA model with FID, KID, IS and SSIM")
+def _evaluate(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("checkpoint", help="checkpoint directory, or a run directory (its newest checkpoint)")
+    parser.add_argument("--num-samples", type=int, default=7000, help="generated = real images (7000)")
+    parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm")
+    parser.add_argument("--steps", type=int, default=100, help="DDIM steps (DDPM always uses all timesteps)")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0 = deterministic)")
+    parser.add_argument("--metrics", default="fid,kid,is", help="comma-separated: fid,kid,is,ssim")
+    parser.add_argument("--data-dir", help="folder holding the checkpoint's dataset (real images)")
+    parser.add_argument("--inception-weights", help="TorchScript classifier for IS (docs/metrics.md)")
+    parser.add_argument("--out", help="folder for evaluation.json/.md (default <run>/eval/<checkpoint>)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling noise, KID subsets, IS splits")
+    parser.add_argument("--batch-size", type=int, default=100, help="images sampled and scored at once")
+    parser.add_argument("--kid-subset-size", type=int, default=100, help="KID subset size (the paper's 100)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from hqdm.experiments.evaluate import EvalSettings, evaluate_checkpoint, parse_metric_list
+        from hqdm.train import resolve_checkpoint
+        from hqdm.train.trainer import resolve_device
+
+        settings = EvalSettings(
+            num_samples=args.num_samples,
+            sampler=args.sampler,
+            steps=args.steps,
+            eta=args.eta,
+            metrics=parse_metric_list(args.metrics),
+            seed=args.seed,
+            batch_size=args.batch_size,
+            kid_subset_size=args.kid_subset_size,
+        )
+        checkpoint = resolve_checkpoint(Path(args.checkpoint))
+        result = evaluate_checkpoint(
+            checkpoint,
+            args.out or checkpoint.parent.parent / "eval" / checkpoint.name,
+            settings,
+            data_dir=args.data_dir,
+            inception_weights=args.inception_weights,
+            device=resolve_device(args.device, key="--device"),
+            progress=sys.stderr.isatty(),
+        )
+        print(result.markdown_path.read_text(encoding="utf-8").rstrip())
+        print(f"  numbers, settings and versions: {result.json_path}")
+        return 0
+
+    return _metric_errors(run)
+
+
+@subcommand("reproduce", "train and evaluate every column of a paper's table (resumable)")
+def _reproduce(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("--paper", choices=("defalco2024", "chen2025"), default="defalco2024")
+    parser.add_argument("--dataset", help="mnist or fashion-mnist (required for defalco2024)")
+    parser.add_argument("--budget", choices=("smoke", "cpu", "paper"), default="cpu")
+    parser.add_argument("--seeds", type=int, default=2, help="training seeds per column (default 2)")
+    parser.add_argument("--data-dir", help="folder holding the dataset files")
+    parser.add_argument("--out", help="results folder (default results/<dataset>-<budget>)")
+    parser.add_argument(
+        "--semantics", choices=("paper", "reference-code", "both-7hq"), default="both-7hq",
+        help="model semantics; both-7hq (default) adds a 7HQConv reference-code column",
+    )  # fmt: skip
+    parser.add_argument("--inception-weights", help="TorchScript classifier for IS (docs/metrics.md)")
+
+    def run(args: argparse.Namespace) -> int:
+        import shlex
+
+        from hqdm.config import ConfigError
+
+        if args.paper == "chen2025":
+            try:
+                from hqdm.experiments.chen2025 import reproduce_chen2025
+            except ModuleNotFoundError as err:
+                if err.name != "hqdm.experiments.chen2025":
+                    raise  # a dependency of the module is missing: show the real cause
+                raise ConfigError("--paper chen2025: hqdm.experiments.chen2025 is not installed") from err
+            out = args.out or f"results/chen2025-{args.budget}"
+            extra = {"dataset": args.dataset} if args.dataset else {}
+            table = reproduce_chen2025(
+                out, data_dir=args.data_dir, seeds=args.seeds, budget=args.budget, **extra
+            )
+            print(f"table: {table}")
+            return 0
+        from hqdm.experiments.reproduce import reproduce_defalco2024
+
+        if args.dataset is None:
+            raise ConfigError("--dataset: required for defalco2024 (mnist or fashion-mnist)")
+        out = args.out or f"results/{args.dataset}-{args.budget}"
+        options = [
+            f"--dataset {args.dataset}", f"--budget {args.budget}", f"--seeds {args.seeds}",
+            f"--semantics {args.semantics}", f"--out {shlex.quote(out)}",
+        ]  # fmt: skip
+        options += [f"--data-dir {shlex.quote(args.data_dir)}"] if args.data_dir else []
+        if args.inception_weights:
+            options.append(f"--inception-weights {shlex.quote(args.inception_weights)}")
+        result = reproduce_defalco2024(
+            out,
+            dataset=args.dataset,
+            budget=args.budget,
+            seeds=args.seeds,
+            data_dir=args.data_dir,
+            semantics=args.semantics,
+            inception_weights=args.inception_weights,
+            command="hqdm reproduce " + " ".join(options),
+            progress=sys.stderr.isatty(),
+        )
+        print(result.table_md.read_text(encoding="utf-8").split("\n## ")[0].rstrip())
+        print(f"  table: {result.table_md} and {result.table_csv}")
+        return 0
+
+    return _metric_errors(run)
 
 
 # --- entry point ---------------------------------------------------------------------------------

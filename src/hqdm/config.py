@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 SamplerName = Literal["ddpm", "ddim"]
-NoiseName = Literal["gaussian"]  # the noise sources hqdm.diffusion provides
+NoiseName = Literal["gaussian", "quantum"]  # hqdm.diffusion.NOISE_SOURCES
 
 
 class ConfigError(ValueError):
@@ -71,6 +71,7 @@ class DiffusionConfig:
     p2_gamma: float = 1.0
     p2_k: float = 1.0
     noise: NoiseName = "gaussian"
+    noise_options: dict[str, Any] = field(default_factory=dict)  # e.g. shots for "quantum"
 
 
 @dataclass
@@ -303,8 +304,18 @@ def _check_names(cfg: Config) -> None:
         make_schedule(cfg.diffusion.schedule, cfg.diffusion.num_timesteps, **cfg.diffusion.schedule_options)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"diffusion.schedule_options: {err}") from err
+    _check_noise(cfg)
     if cfg.transfer.enabled:
         _check_transfer(cfg, models)
+
+
+def _check_noise(cfg: Config) -> None:
+    from hqdm.diffusion import make_noise_source
+
+    try:
+        make_noise_source(cfg.diffusion.noise, **cfg.diffusion.noise_options)
+    except ValueError as err:
+        raise ConfigError(f"diffusion.noise_options: {err}") from err
 
 
 def _check_transfer(cfg: Config, models: list[str]) -> None:

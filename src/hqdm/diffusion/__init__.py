@@ -5,7 +5,15 @@ swapped without touching the model.
 """
 
 from .ema import EMA, ema_decay
-from .noise import GaussianNoise, NoiseSource, NoiseSourceError, sample_noise
+from .noise import (
+    NOISE_SOURCES,
+    GaussianNoise,
+    NoiseSource,
+    NoiseSourceError,
+    QuantumNoise,
+    make_noise_source,
+    sample_noise,
+)
 from .process import EpsModel, GaussianDiffusion, p2_weights
 from .samplers import (
     DDIMSampler,
@@ -26,11 +34,13 @@ from .schedules import (
     linear_betas,
     make_schedule,
     register_schedule,
+    small_data_betas,
 )
 
 __all__ = [
     "DEFAULT_NUM_TIMESTEPS",
     "EMA",
+    "NOISE_SOURCES",
     "DDIMSampler",
     "DDPMSampler",
     "EpsModel",
@@ -40,6 +50,7 @@ __all__ = [
     "NoiseSchedule",
     "NoiseSource",
     "NoiseSourceError",
+    "QuantumNoise",
     "Sampler",
     "UnknownSamplerError",
     "UnknownScheduleError",
@@ -49,9 +60,11 @@ __all__ = [
     "custom_betas",
     "ema_decay",
     "linear_betas",
+    "make_noise_source",
     "make_sampler",
     "make_schedule",
     "p2_weights",
     "register_schedule",
     "sample_noise",
+    "small_data_betas",
 ]

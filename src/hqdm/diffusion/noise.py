@@ -11,12 +11,22 @@ device is used.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import math
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
-__all__ = ["GaussianNoise", "NoiseSource", "NoiseSourceError", "draw_device", "sample_noise"]
+__all__ = [
+    "NOISE_SOURCES",
+    "GaussianNoise",
+    "NoiseSource",
+    "NoiseSourceError",
+    "QuantumNoise",
+    "draw_device",
+    "make_noise_source",
+    "sample_noise",
+]
 
 
 class NoiseSourceError(RuntimeError):
@@ -63,6 +73,100 @@ class GaussianNoise:
 
     def __repr__(self) -> str:
         return "GaussianNoise()"
+
+
+class QuantumNoise:
+    """Shot noise of a measured quantum circuit, standardised to zero mean and unit variance.
+
+    The circuit is :func:`hqdm.quantum.chen_circuit` (``n_qubits`` wires, ``n_layers`` layers, weights
+    drawn once from ``weight_seed``) with every wire encoded at the angle ``angle``. The engine computes
+    each wire's probability ``p_w`` of measuring 1 from ``<Z_w>`` (``p_w = (1 - <Z_w>) / 2``). Noise
+    element ``e`` (in row-major order) is read from wire ``w = e mod n_qubits`` measured ``shots`` times:
+    the number of ones ``k ~ Binomial(shots, p_w)`` is drawn with the torch generator, and the element is
+    ``(k - shots p_w) / sqrt(shots p_w (1 - p_w))``. Each element is an independent measurement run, so
+    elements are independent (wire correlations within one shot are not used).
+
+    The values lie on a lattice of ``shots + 1`` points, bounded by ``sqrt(shots (1 - p) / p)`` above;
+    skewness ``(1 - 2p) / sqrt(S p (1 - p))`` and excess kurtosis ``(1 - 6p(1 - p)) / (S p (1 - p))``
+    (``S = shots``); at the default ``angle = pi/2`` every ``p_w = 1/2``: symmetric, excess kurtosis
+    ``-2/S``, no values beyond ``+-sqrt(S)``. See docs/chen2025.md.
+    """
+
+    def __init__(
+        self,
+        *,
+        shots: int = 64,
+        n_qubits: int = 8,
+        n_layers: int = 1,
+        angle: float = math.pi / 2,
+        variant: str = "paper",
+        weight_seed: int = 0,
+    ) -> None:
+        if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
+            raise ValueError(f"shots must be a positive integer, got {shots!r}")
+        if not math.isfinite(angle):
+            raise ValueError(f"angle must be a finite number of radians, got {angle!r}")
+        self.shots, self.n_qubits, self.n_layers = shots, n_qubits, n_layers
+        self.angle, self.variant, self.weight_seed = float(angle), variant, weight_seed
+        # computed once, eagerly, so that a bad circuit fails at construction
+        self.probabilities = self._wire_probabilities()
+
+    def _wire_probabilities(self) -> Tensor:
+        """(n_qubits,) float64: the probability of measuring 1 on each wire, from the engine."""
+        from hqdm.quantum import chen_circuit
+        from hqdm.quantum.simulator import compile_circuit, simulate
+
+        circuit = chen_circuit(self.n_qubits, self.n_layers, variant=self.variant)
+        gen = torch.Generator().manual_seed(self.weight_seed)
+        weights = torch.rand(1, circuit.n_weights, generator=gen, dtype=torch.float64) * 2 * math.pi
+        angles = torch.full((1, 1, self.n_qubits), self.angle, dtype=torch.float64)
+        z = simulate(compile_circuit(circuit), angles, weights, dtype=torch.complex128)[0, 0]
+        p = ((1.0 - z) / 2.0).clamp(0.0, 1.0)
+        if (p * (1 - p) * self.shots < 1e-6).any():
+            raise ValueError(
+                f"angle={self.angle} makes some wire's measurement (almost) deterministic "
+                f"(p = {p.tolist()}): its shot noise cannot be standardised; choose an angle away from "
+                "multiples of pi"
+            )
+        return p
+
+    def sample(
+        self,
+        shape: tuple[int, ...],
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        target = torch.device(device) if device is not None else torch.device("cpu")
+        where = draw_device(generator, target)
+        numel = math.prod(shape)
+        wire = torch.arange(numel, device=where) % self.n_qubits
+        p = self.probabilities.to(where)[wire]
+        counts = torch.full_like(p, float(self.shots))
+        ones = torch.binomial(counts, p, generator=generator)
+        values = (ones - counts * p) / torch.sqrt(counts * p * (1 - p))
+        return values.reshape(shape).to(dtype=dtype).to(target)
+
+    def __repr__(self) -> str:
+        return (
+            f"QuantumNoise(shots={self.shots}, n_qubits={self.n_qubits}, n_layers={self.n_layers}, "
+            f"angle={self.angle:g}, variant={self.variant!r})"
+        )
+
+
+#: noise sources selectable by name (``diffusion.noise`` in a config)
+NOISE_SOURCES: dict[str, type] = {"gaussian": GaussianNoise, "quantum": QuantumNoise}
+
+
+def make_noise_source(name: str, **options: Any) -> NoiseSource:
+    """The noise source registered as ``name`` built with ``options`` (e.g. ``shots`` for "quantum")."""
+    if name not in NOISE_SOURCES:
+        raise ValueError(f"unknown noise source {name!r}; choose one of {', '.join(NOISE_SOURCES)}")
+    try:
+        return NOISE_SOURCES[name](**options)
+    except TypeError as err:  # unknown option names
+        raise ValueError(f"bad options for noise source {name!r}: {err}") from err
 
 
 def sample_noise(

@@ -9,10 +9,12 @@ from functools import partial
 from torch import nn
 
 from hqdm.models.hybrid import QUANTUM_LAYER_TYPES, QFullResnetBlock, QResnetBlock, QuanResnetBlock
+from hqdm.models.lite import BottleneckCircuit, LiteUNet
 from hqdm.models.semantics import Semantics, resolve_semantics
 from hqdm.models.unet import UNet, check_image_size
 
 QUANV_LEVEL = 1  # the 14x14, 10-channel encoder level
+LITE_QUBITS, LITE_QUBITS_CPU, LITE_LAYERS = 16, 8, 3  # Chen et al. (2025): 16 qubits; 8 for CPU budgets
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,13 @@ def _quanvunet(in_channels: int, image_size: int, semantics: Semantics) -> nn.Mo
     return UNet(in_channels, image_size, vertex_block=vertex, encoder_blocks={QUANV_LEVEL: quanv})
 
 
+def _lite(n_qubits: int | None, in_channels: int, image_size: int, _: Semantics) -> nn.Module:
+    """Chen et al. (2025) with the paper's circuit (RZ + CNOT layers); see docs/chen2025.md."""
+    if image_size != 28:
+        raise ValueError(f"the lightweight U-Nets only support 28x28 images, got image_size={image_size}")
+    return LiteUNet(in_channels, n_qubits=n_qubits, n_layers=LITE_LAYERS)
+
+
 _ENTRIES = (
     ModelEntry("unet", _unet, 483_321),
     ModelEntry("qvunet-1hq", partial(_qvunet, 1, "hqconv"), 475_329),
@@ -53,6 +62,9 @@ _ENTRIES = (
     ModelEntry("qvunet-7fq", partial(_qvunet, 7, "fqconv"), None),
     ModelEntry("qvunet-full-fq", partial(_full_qvunet, "fqconv"), None),
     ModelEntry("quanvunet", _quanvunet, 474_293),  # HQConv vertex (1 circuit) + HQConv quanvolution
+    ModelEntry("lite-unet", partial(_lite, None), None),
+    ModelEntry("lite-qunet", partial(_lite, LITE_QUBITS), None),
+    ModelEntry("lite-qunet-8q", partial(_lite, LITE_QUBITS_CPU), None),
 )
 _REGISTRY = {entry.name: entry for entry in _ENTRIES}
 
@@ -78,7 +90,7 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     quantum_ids = {
         id(p)
         for module in model.modules()
-        if isinstance(module, QUANTUM_LAYER_TYPES)
+        if isinstance(module, (*QUANTUM_LAYER_TYPES, BottleneckCircuit))
         for p in module.parameters()
     }
     params = list(model.parameters())

@@ -1,20 +1,38 @@
-"""Draw samples from a saved checkpoint: a PNG grid and an ``.npz`` of uint8 images."""
+"""Draw samples from a saved checkpoint: a PNG grid and an ``.npz`` of uint8 images.
+
+Image ``i`` of a request is generated from its own noise generator, seeded from ``(seed, i)``. An image
+therefore does not depend on the batch it was drawn in nor on the process that drew it, so generation
+can be sharded over ``torchrun`` processes (:func:`generate_sharded`) and the gathered result equals the
+single-process one image for image.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from hqdm.config import ConfigError, config_from_dict
-from hqdm.diffusion import GaussianNoise, make_sampler, make_schedule
+from hqdm.diffusion import GaussianNoise, make_noise_source, make_sampler, make_schedule
+from hqdm.diffusion.noise import NoiseSource
+from hqdm.diffusion.schedules import NoiseSchedule
 from hqdm.train.checkpoint import load_weights, read_state, resolve_checkpoint
+from hqdm.train.distributed import DistContext, current_context, join_process_group
 from hqdm.train.io import images_to_uint8, save_grid_png, save_samples_npz
 from hqdm.train.trainer import ModelFactory, default_model_factory, resolve_device
 
-__all__ = ["SampleResult", "load_checkpoint_model", "sample_checkpoint"]
+__all__ = [
+    "PerImageNoise",
+    "SampleResult",
+    "generate_sharded",
+    "image_seed",
+    "load_checkpoint_model",
+    "sample_checkpoint",
+]
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,79 @@ def load_checkpoint_model(
     return model, raw
 
 
+def image_seed(seed: int, index: int) -> int:
+    """Seed of image ``index`` of a request seeded ``seed``: well mixed, so nearby (seed, index) pairs
+    never share a stream (``seed + index`` would make seed 0's image 1 equal seed 1's image 0)."""
+    if index < 0:
+        raise ValueError(f"image index must be >= 0, got {index}")
+    return int(np.random.SeedSequence([seed % 2**64, index]).generate_state(1, dtype=np.uint64)[0])
+
+
+class PerImageNoise:
+    """Noise source whose row ``k`` is drawn from ``base`` with ``generators[k]`` (CPU generators).
+
+    Samplers draw the noise of a whole batch at once; with this source each image's stream is its own,
+    whichever batch (or process) it is generated in. The sampler's own ``generator`` argument is unused.
+    """
+
+    def __init__(self, generators: list[torch.Generator], base: NoiseSource | None = None) -> None:
+        self.generators = generators
+        self.base = base if base is not None else GaussianNoise()
+
+    def sample(
+        self,
+        shape: tuple[int, ...],
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        if shape[0] != len(self.generators):
+            raise ValueError(f"asked for {shape[0]} noise rows but holds {len(self.generators)} generators")
+        row = (1, *shape[1:])
+        rows = [self.base.sample(row, generator=g, device="cpu", dtype=dtype) for g in self.generators]
+        return torch.cat(rows).to(device if device is not None else "cpu")
+
+    def __repr__(self) -> str:
+        return f"PerImageNoise({self.base!r}, {len(self.generators)} generators)"
+
+
+def generate_sharded(
+    model: nn.Module,
+    sampler: str,
+    schedule: NoiseSchedule,
+    *,
+    num_images: int,
+    image_shape: tuple[int, int, int],
+    seed: int,
+    sampler_options: Mapping[str, object] | None = None,
+    noise: NoiseSource | None = None,
+    batch_size: int = 256,
+    dist: DistContext | None = None,
+    progress: bool = False,
+) -> Tensor | None:
+    """Generate images ``0 .. num_images-1`` (image ``i`` from :func:`image_seed` ``(seed, i)``, its
+    noise drawn from ``noise``, Gaussian by default).
+
+    Under a process group every rank generates its contiguous share and rank 0 receives all of them:
+    a uint8 CPU tensor (N, C, H, W), in index order. Other ranks return None. Without a group (or with
+    ``dist`` of one process) this is plain single-process generation with the same result.
+    """
+    ctx = dist or current_context()
+    device = next(model.parameters()).device
+    lo, hi = ctx.bounds(num_images)
+    shards = [torch.zeros((0, *image_shape), dtype=torch.uint8)]
+    for start in range(lo, hi, batch_size):
+        indices = range(start, min(start + batch_size, hi))
+        streams = PerImageNoise([torch.Generator().manual_seed(image_seed(seed, i)) for i in indices], noise)
+        chosen = make_sampler(sampler, schedule, noise=streams, **dict(sampler_options or {}))
+        images = chosen.sample(model, (len(indices), *image_shape), device=device, progress=progress)
+        shards.append(torch.from_numpy(images_to_uint8(images)))
+    # gathered on the model's device: NCCL only moves CUDA tensors
+    gathered = ctx.gather_to_main(torch.cat(shards).to(device))
+    return gathered.cpu() if gathered is not None else None
+
+
 def sample_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -59,10 +150,14 @@ def sample_checkpoint(
     progress: bool = False,
     model_factory: ModelFactory = default_model_factory,
 ) -> SampleResult:
-    """Sample ``num_images`` from a checkpoint (or a run dir's newest) into ``out_dir``/samples.{png,npz}."""
+    """Sample ``num_images`` from a checkpoint (or a run dir's newest) into ``out_dir``/samples.{png,npz}.
+
+    Under ``torchrun`` the images are shared out over the processes (see :func:`generate_sharded`) and
+    rank 0 writes the files; every rank returns once they are complete."""
     if num_images <= 0:
         raise ConfigError(f"-n: the number of images must be positive, got {num_images}")
     resolved = resolve_checkpoint(Path(checkpoint))
+    ctx, device = join_process_group(device or resolve_device("auto"))
     model, raw = load_checkpoint_model(resolved, use_ema=use_ema, device=device, model_factory=model_factory)
     cfg = config_from_dict(raw, check_names=False)
     schedule = make_schedule(
@@ -70,18 +165,26 @@ def sample_checkpoint(
     )
     options: dict[str, object] = {"steps": steps, "eta": eta} if sampler == "ddim" else {}
     try:
-        chosen = make_sampler(sampler, schedule, noise=GaussianNoise(), **options)
+        make_sampler(sampler, schedule, **options)  # bad names and options fail before any work
     except (KeyError, ValueError) as err:
         raise ConfigError(f"--sampler/--steps/--eta: {err}") from err
-    generator = torch.Generator().manual_seed(seed)
-    device = next(model.parameters()).device
-    batches = []
-    for start in range(0, num_images, batch_size):
-        shape = (min(batch_size, num_images - start), cfg.model.in_channels, 28, 28)
-        batches.append(chosen.sample(model, shape, generator=generator, device=device, progress=progress))
-    images = images_to_uint8(torch.cat(batches))
+    images = generate_sharded(
+        model,
+        sampler,
+        schedule,
+        num_images=num_images,
+        image_shape=(cfg.model.in_channels, 28, 28),
+        seed=seed,
+        sampler_options=options,
+        noise=make_noise_source(cfg.diffusion.noise, **cfg.diffusion.noise_options),  # as in training
+        batch_size=batch_size,
+        dist=ctx,
+        progress=progress and ctx.is_main,
+    )
     out = Path(out_dir)
     png, npz = out / "samples.png", out / "samples.npz"
-    save_samples_npz(images, npz)
-    save_grid_png(images, png)
+    if images is not None:
+        save_samples_npz(images.numpy(), npz)
+        save_grid_png(images.numpy(), png)
+    ctx.barrier()
     return SampleResult(resolved, png, npz, num_images)

