@@ -44,8 +44,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from hqdm.config import ConfigError
     from hqdm.data import DatasetError
     from hqdm.train import CheckpointError, NonFiniteLossError, RunDirError
+    from hqdm.train.distributed import DistributedError
 
-    return (ConfigError, DatasetError, CheckpointError, RunDirError, NonFiniteLossError, OSError)
+    return (
+        ConfigError, DatasetError, CheckpointError, RunDirError, NonFiniteLossError, DistributedError, OSError
+    )  # fmt: skip
 
 
 # --- subcommands ---------------------------------------------------------------------------------

@@ -288,9 +288,12 @@ class Trainer:
             self.log = MetricsLog(self.run_dir, resume_step=self.state.step if resumed_from else None)
         self._t0, self._elapsed0 = time.perf_counter(), self.state.elapsed
         total = self._total_steps() if max_steps is None else min(max_steps, self._total_steps())
+        if time_limit is not None and max_steps is None:
+            total = None  # the run ends on the clock, so an ETA over all epochs would be misleading
         self._bar = tqdm(
-            total=total, initial=self.state.step, disable=not self.progress, unit="step", dynamic_ncols=True
-        )
+            total=total, initial=self.state.step, disable=not self.progress, unit="step", dynamic_ncols=True,
+            desc=f"training ({time_limit / 60:g} min)" if total is None else "training",
+        )  # fmt: skip
         try:
             if resumed_from is not None and self.log is not None:
                 self._catch_up_grid(self.log)
