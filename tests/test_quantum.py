@@ -289,3 +289,28 @@ def test_cuda_matches_cpu():
     cpu = expvals("fqconv", x.float(), w.float())
     gpu = expvals("fqconv", x.float().cuda(), w.float().cuda())
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-5)
+
+
+@pytest.mark.parametrize("ansatz", ["hqconv", "fqconv"])
+def test_chunked_and_threaded_simulation_equals_one_chunk(ansatz):
+    """Many small chunks (on a thread pool when torch has several threads) give the same values and grads."""
+    from hqdm.quantum.circuits import build_circuit
+    from hqdm.quantum.simulator import compile_circuit, simulate
+
+    plan = compile_circuit(build_circuit(ansatz, 3))
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(3, 10, 12, generator=g, dtype=torch.float64) * 6 - 3
+    w = torch.rand(3, plan.n_weights, generator=g, dtype=torch.float64) * 6
+    results = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for chunk in (1 << 20, 1 << 13):  # one chunk; two samples of one circuit per chunk
+            xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+            out = simulate(plan, xx, ww, dtype=torch.complex128, chunk_amplitudes=chunk)
+            results.append((out, *torch.autograd.grad(out.sin().sum(), [xx, ww])))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads
+    for a, b in zip(*results, strict=True):
+        assert torch.allclose(a, b, atol=1e-12, rtol=0)

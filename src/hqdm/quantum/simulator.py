@@ -23,6 +23,7 @@ call through the leading ``circuits`` dimension; the QVU-Net vertex uses this fo
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
@@ -370,6 +371,55 @@ def _chunks(k: int, n: int, n_wires: int, chunk_amplitudes: int) -> list[tuple[s
     return [(slice(c, c + circuits), slice(0, n)) for c in range(0, k, circuits)]
 
 
+def _forward_chunk(plan: Plan, views: list[torch.Tensor], state: torch.Tensor, kc: slice) -> torch.Tensor:
+    """The final state (K', 2**n, N') of one chunk, in the last pass's layout."""
+    state = state[None]
+    layout = tuple(range(len(plan.groups)))
+    for p, view in zip(plan.passes, views, strict=True):
+        state = _apply(p, view[kc], _relayout(plan, state, layout, p.layout))
+        layout = p.layout
+    return state[0]
+
+
+def _backward_chunk(
+    plan: Plan, adjoints: list[torch.Tensor], psi: torch.Tensor, lam: torch.Tensor, kc: slice
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Un-apply the passes to (psi, lam): the adjoint of the chunk's initial state and each pass's dL/dU."""
+    pair = torch.stack([psi, lam])
+    layout = plan.passes[-1].layout
+    grads = [torch.empty(0)] * len(plan.passes)
+    for i in reversed(range(len(plan.passes))):
+        p = plan.passes[i]
+        pair = _relayout(plan, pair, layout, p.layout)
+        layout = p.layout
+        lam_out = pair[1]
+        pair = _apply(p, adjoints[i][kc], pair)
+        grads[i] = _unitary_grad(p, lam_out, pair[0])
+    return _relayout(plan, pair, layout, tuple(range(len(plan.groups))))[1], grads
+
+
+def _map_chunks(work, chunks: list) -> list:
+    """Run ``work(chunk)`` over chunks on all intra-op threads, one torch thread per chunk.
+
+    The passes are many small GEMMs that parallelise poorly inside one op; whole chunks in parallel keep
+    each core on its own cache-sized state. torch releases the GIL inside its kernels.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1 or len(chunks) == 1:
+        return [work(c) for c in chunks]
+
+    def untracked(chunk):  # grad mode is per thread; the simulation inside the Function is never tracked
+        with torch.no_grad():
+            return work(chunk)
+
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=min(threads, len(chunks))) as pool:
+            return list(pool.map(untracked, chunks))
+    finally:
+        torch.set_num_threads(threads)
+
+
 class _FullStateExpvals(torch.autograd.Function):
     """<Z> of every wire after the full-state passes, with an adjoint (uncompute) backward."""
 
@@ -380,16 +430,15 @@ class _FullStateExpvals(torch.autograd.Function):
         signs = _z_signs(plan, plan.passes[-1].layout).to(initial.real)
         out = signs.new_empty(k, plan.n_wires, n)
         chunks = _chunks(k, n, plan.n_wires, chunk_amplitudes)
-        finals = []
-        for kc, nc in chunks:
-            state = initial[None, kc, :, nc].contiguous()
-            layout = tuple(range(len(plan.groups)))
-            for p, view in zip(plan.passes, views, strict=True):
-                state = _apply(p, view[kc], _relayout(plan, state, layout, p.layout))
-                layout = p.layout
-            out[kc, :, nc] = signs @ (state[0].real.square() + state[0].imag.square())
-            finals.append(state[0])
-        ctx.plan, ctx.chunks, ctx.finals, ctx.views = plan, chunks, finals, views
+
+        def run(chunk: tuple[slice, slice]) -> torch.Tensor:
+            kc, nc = chunk
+            final = _forward_chunk(plan, views, initial[kc, :, nc].contiguous(), kc)
+            out[kc, :, nc] = signs @ (final.real.square() + final.imag.square())
+            return final
+
+        ctx.finals = _map_chunks(run, chunks)
+        ctx.plan, ctx.chunks, ctx.views = plan, chunks, views
         return out
 
     @staticmethod
@@ -400,20 +449,18 @@ class _FullStateExpvals(torch.autograd.Function):
         initial_grad = grad_out.new_empty(
             grad_out.shape[0], 1 << plan.n_wires, grad_out.shape[2], dtype=ctx.finals[0].dtype
         )
-        unitary_grads = [torch.zeros_like(v) for v in ctx.views]
-        for (kc, nc), psi in zip(ctx.chunks, ctx.finals, strict=True):
+
+        def run(index: int) -> tuple[slice, list[torch.Tensor]]:
+            (kc, nc), psi = ctx.chunks[index], ctx.finals[index]
             # lam = dL/d(conj psi); the pair (psi, lam) is un-applied pass by pass.
-            pair = torch.stack([psi, psi * (signs.mT @ grad_out[kc, :, nc])])
-            layout = plan.passes[-1].layout
-            for i in reversed(range(len(plan.passes))):
-                p = plan.passes[i]
-                pair = _relayout(plan, pair, layout, p.layout)
-                layout = p.layout
-                lam_out = pair[1]
-                pair = _apply(p, adjoints[i][kc], pair)
-                unitary_grads[i][kc] += _unitary_grad(p, lam_out, pair[0])
-            pair = _relayout(plan, pair, layout, tuple(range(len(plan.groups))))
-            initial_grad[kc, :, nc] = 2 * pair[1]
+            lam, grads = _backward_chunk(plan, adjoints, psi, psi * (signs.mT @ grad_out[kc, :, nc]), kc)
+            initial_grad[kc, :, nc] = 2 * lam
+            return kc, grads
+
+        unitary_grads = [torch.zeros_like(v) for v in ctx.views]
+        for kc, grads in _map_chunks(run, list(range(len(ctx.chunks)))):
+            for total, part in zip(unitary_grads, grads, strict=True):
+                total[kc] += part
         ctx.finals = None
         # torch's convention for complex inputs: the gradient is 2 dL/d(conj z) for a real loss
         results = [2 * _unbroadcast(g, p) for g, p in zip(unitary_grads, plan.passes, strict=True)]
