@@ -169,10 +169,17 @@ def measure_sampling(model_name: str, batch: int, steps: int) -> dict:
     return {"seconds": seconds, "images_per_s": batch / seconds, "peak_mb": peak}
 
 
-def _subprocess(kind: str, **kwargs) -> dict:
+#: glibc raises its mmap threshold after large frees and then keeps freed blocks in the heap, so the resident
+#: set grows with the number of large temporaries; a fixed threshold returns them and shows live memory only
+#: (it costs speed, so it is used for the memory-vs-depth table alone).
+LIVE_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
+def _subprocess(kind: str, extra_env: dict[str, str] | None = None, **kwargs) -> dict:
     """Run one measurement in a fresh interpreter and return its JSON result."""
     code = f"import json, hqdm.bench as b; print(json.dumps(b.{kind}(**{kwargs!r})))"
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "passive")}
+    env.update(extra_env or {})
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark subprocess failed ({kind} {kwargs}):\n{done.stderr[-2000:]}")
@@ -270,14 +277,18 @@ def depth_memory_benchmark(
     seconds: float = 1.0,
     echo: Callable[[str], None] = print,
 ) -> dict[int, dict]:
-    """Peak memory of hqdm forward+backward against circuit depth (it should stay flat)."""
-    echo(f"# peak memory vs depth, {ansatz}, batch {batch}, forward+backward ({machine_line()})")
+    """Peak live memory of hqdm forward+backward against circuit depth (it should stay flat)."""
+    echo(
+        f"# peak memory vs depth, {ansatz}, batch {batch}, forward+backward, with "
+        f"{' '.join(f'{k}={v}' for k, v in LIVE_MEMORY_ENV.items())} ({machine_line()})"
+    )
     echo("| layers | circuits/s | peak MB |")
     echo("|---:|---:|---:|")
     results = {}
     for layers in depths:
         result = _subprocess(
             "measure_circuits",
+            extra_env=LIVE_MEMORY_ENV,
             engine="hqdm",
             ansatz=ansatz,
             batch=batch,
