@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from hqdm.quantum.circuits import ANGLES_PER_LAYER, ANSATZ_WIRES, Circuit, build_circuit, check_ansatz
+from hqdm.quantum.circuits import ANGLES_PER_LAYER, ANSATZ_WIRES, build_circuit, check_ansatz
 from hqdm.quantum.simulator import compile_circuit, simulate
 
 DTYPES = (torch.complex64, torch.complex128)
-
-
-def circuit_for(ansatz: str, n_layers: int, variant: str = "paper") -> Circuit:
-    return build_circuit(ansatz, n_layers, variant=variant)
 
 
 def check_angles(name: str, tensor: torch.Tensor) -> None:
