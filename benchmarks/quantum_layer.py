@@ -1,6 +1,7 @@
 """hqdm's quantum engine vs PennyLane default.qubit: ``python benchmarks/quantum_layer.py [--help]``.
 
-The same as ``hqdm bench quantum``; see docs/performance.md for measured tables.
+The same as ``hqdm bench quantum`` (also against TorchQuantum once scripts/install_torchquantum_peer.sh has
+run); see docs/performance.md for measured tables.
 """
 
 import sys

@@ -305,12 +305,37 @@ def test_chunked_and_threaded_simulation_equals_one_chunk(ansatz):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        for chunk in (1 << 20, 1 << 13):  # one chunk; two samples of one circuit per chunk
+        # one chunk; two samples of one circuit per full-state chunk and 3 per cluster-stage call
+        for chunk, samples in ((1 << 20, 1 << 20), (1 << 13, 3)):
             xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
-            out = simulate(plan, xx, ww, dtype=torch.complex128, chunk_amplitudes=chunk)
+            out = simulate(plan, xx, ww, dtype=torch.complex128, chunk_amplitudes=chunk, sample_chunk=samples)
             results.append((out, *torch.autograd.grad(out.sin().sum(), [xx, ww])))
     finally:
         torch.set_num_threads(threads)
     assert torch.get_num_threads() == threads
     for a, b in zip(*results, strict=True):
         assert torch.allclose(a, b, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("ansatz", ["hqconv", "fqconv", "basic"])
+def test_low_rank_stage_length_changes_nothing(ansatz):
+    """Plans that multiply the clusters out sooner or later (rank caps 1-64) give equal values and grads."""
+    from hqdm.quantum.circuits import build_circuit
+    from hqdm.quantum.simulator import compile_circuit, simulate
+
+    circuit = build_circuit(ansatz, 4)
+    g = torch.Generator().manual_seed(11)
+    x = torch.rand(2, 5, circuit.n_wires, generator=g, dtype=torch.float64) * 6 - 3
+    w = torch.rand(2, circuit.n_weights, generator=g, dtype=torch.float64) * 6
+    results, stages = [], set()
+    for cap in (1, 2, 4, 8, 64):
+        plan = compile_circuit(circuit, cap)
+        stages.add(len(plan.cluster_passes))
+        xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+        out = simulate(plan, xx, ww, dtype=torch.complex128)
+        results.append((out, *torch.autograd.grad(out.cos().sum(), [xx, ww])))
+    if ansatz == "hqconv":
+        assert len(stages) >= 3  # the cap really moves the switch to the full state
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            assert torch.allclose(a, b, atol=1e-12, rtol=0)

@@ -1,4 +1,4 @@
-"""Benchmarks: the quantum engine against PennyLane, and a training step of every registered model.
+"""Benchmarks: the quantum engine against PennyLane and TorchQuantum, and a training step of every model.
 
 Every figure is measured in this run, each measurement in a fresh subprocess so that its peak memory
 (resident set growth over the process's state just before the timed work) is its own. Ratios compare
@@ -7,6 +7,10 @@ numbers measured in the same run. Run them on an otherwise idle machine with OMP
 
 from __future__ import annotations
 
+import importlib
+import importlib.machinery
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -14,10 +18,16 @@ import subprocess
 import sys
 import threading
 import time
+import types
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from hqdm.quantum import Circuit
 
 ANSATZ_ANGLES = {"hqconv": 28, "fqconv": 24}
 
@@ -122,11 +132,188 @@ def _pennylane_circuit_fn(ansatz: str, batch: int, layers: int, backward: bool) 
     return run
 
 
+# ---------------------------------------------------------------------------------------------------
+# TorchQuantum peer: optional, never a dependency of hqdm (scripts/install_torchquantum_peer.sh puts it in
+# its own folder, .peers/torchquantum)
+
+TORCHQUANTUM_DIR = ".peers/torchquantum"
+TORCHQUANTUM_INSTALL = "scripts/install_torchquantum_peer.sh"
+
+#: The subpackages that make up TorchQuantum's state-vector simulator, in the order its ``__init__`` imports
+#: them. The rest of its ``__init__`` (datasets, pulse solvers, Qiskit plugins) needs torchvision and more.
+_TQ_SIMULATOR = ("macro", "device", "module", "operator", "measurement", "functional", "util")
+
+#: Imports of that chain used only by TorchQuantum's IBM-hardware and noise-model helpers, with no genuine
+#: package on this stack (see the install script): while the simulator loads, a placeholder stands in for
+#: each one that cannot be imported for real, and it is removed from ``sys.modules`` afterwards.
+_TQ_PLACEHOLDERS = {
+    "qiskit_ibm_runtime": "QiskitRuntimeService",
+    "qiskit.providers.aer.noise.device.parameters": "gate_error_values",
+}
+
+
+class PeerUnavailable(RuntimeError):
+    """A benchmark peer cannot be loaded; the message says why and how to install it, in one line."""
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        return False
+    return True
+
+
+def _placeholder(module: str, attribute: str) -> Callable[..., None]:
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise ModuleNotFoundError(f"{module} is not installed (placeholder for TorchQuantum's simulator)")
+
+    unavailable.__name__ = attribute
+    return unavailable
+
+
+def _add_placeholders() -> list[str]:
+    added = []
+    for name, attribute in _TQ_PLACEHOLDERS.items():
+        if _importable(name):
+            continue
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:depth])
+            if prefix not in sys.modules and not _importable(prefix):
+                sys.modules[prefix] = types.ModuleType(prefix, "placeholder set by hqdm.bench")
+                added.append(prefix)
+        setattr(sys.modules[name], attribute, _placeholder(name, attribute))
+    return added
+
+
+def _load_torchquantum_simulator(spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+    """The ``torchquantum`` package holding its simulator subpackages' names, as its ``__init__`` would."""
+    package = importlib.util.module_from_spec(spec)  # not executed: its __init__ imports everything
+    sys.modules["torchquantum"] = package
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchQuantum's and qiskit 0.46's own
+        added = _add_placeholders()
+        try:
+            for name in _TQ_SIMULATOR:
+                module = importlib.import_module(f"torchquantum.{name}")
+                exported = getattr(module, "__all__", None) or [n for n in vars(module) if n[0] != "_"]
+                for attribute in exported:
+                    setattr(package, attribute, getattr(module, attribute))
+        finally:
+            for name in added:
+                sys.modules.pop(name, None)
+    try:
+        package.__version__ = importlib.metadata.version("torchquantum")
+    except importlib.metadata.PackageNotFoundError:
+        package.__version__ = importlib.import_module("torchquantum.__version__").version
+    return package
+
+
+def load_torchquantum(peer_dir: str | os.PathLike | None = TORCHQUANTUM_DIR) -> types.ModuleType:
+    """TorchQuantum's simulator (``QuantumDevice``, ``functional`` gates, ``expval``, ``PauliZ``) as a module.
+
+    ``peer_dir`` (the install script's ``pip --target`` folder), if it exists, is appended to ``sys.path``, so
+    it never shadows installed packages; a torchquantum importable without it is used as well. Raises
+    :class:`PeerUnavailable` when TorchQuantum is missing or its simulator cannot be loaded.
+    """
+    loaded = sys.modules.get("torchquantum")
+    if loaded is not None and hasattr(loaded, "QuantumDevice"):
+        return loaded
+    where = "on sys.path"
+    if peer_dir is not None:
+        where = f"in {os.fspath(peer_dir)} or on sys.path"
+        path = os.path.abspath(peer_dir)
+        if os.path.isdir(path) and path not in sys.path:
+            sys.path.append(path)
+    try:
+        spec = importlib.util.find_spec("torchquantum")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.submodule_search_locations is None:
+        raise PeerUnavailable(f"TorchQuantum is not installed {where}: run {TORCHQUANTUM_INSTALL} to add it")
+    try:
+        return _load_torchquantum_simulator(spec)
+    except Exception as error:
+        for name in [n for n in sys.modules if n == "torchquantum" or n.startswith("torchquantum.")]:
+            del sys.modules[name]
+        reason = str(error).splitlines()[0] if str(error) else ""
+        raise PeerUnavailable(
+            f"TorchQuantum at {next(iter(spec.submodule_search_locations))} does not load "
+            f"({type(error).__name__}: {reason}): run {TORCHQUANTUM_INSTALL} to reinstall it"
+        ) from error
+
+
+def to_torchquantum(
+    tq: types.ModuleType, circuit: Circuit
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A function ``run(inputs, weights) -> <Z_i>`` replaying an hqdm circuit's gate list on TorchQuantum.
+
+    TorchQuantum's own batching: one ``QuantumDevice`` with ``bsz`` = the number of input rows, encoding gates
+    given one angle per sample (one matrix per sample), trainable gates one shared angle from ``weights``
+    (one matrix, broadcast over the batch); readout ``tq.expval`` of ``PauliZ`` on every wire, (B, n_wires).
+    """
+    tqf = tq.functional
+    gates = {"RX": tqf.rx, "RY": tqf.ry, "RZ": tqf.rz, "CRX": tqf.crx, "CRZ": tqf.crz, "CNOT": tqf.cnot}
+    wires = list(range(circuit.n_wires))
+    observables = [tq.PauliZ() for _ in wires]
+
+    def run(inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        device = tq.QuantumDevice(n_wires=circuit.n_wires, bsz=inputs.shape[0], device=inputs.device)
+        for gate in circuit.encoding_gates:
+            gates[gate.name](device, wires=gate.target, params=inputs[:, gate.input])
+        flat = weights.reshape(-1)
+        for gate in circuit.gates:
+            params = None if gate.weight is None else flat[gate.weight]
+            gates[gate.name](device, wires=list(gate.wires), params=params)
+        return tq.expval(device, wires, observables)
+
+    return run
+
+
+def torchquantum_info(peer_dir: str | None = TORCHQUANTUM_DIR) -> dict:
+    """``{"version": ...}`` of the TorchQuantum peer, or ``{"unavailable": one-line reason}``."""
+    try:
+        return {"version": load_torchquantum(peer_dir).__version__}
+    except PeerUnavailable as error:
+        return {"unavailable": str(error)}
+
+
+def _torchquantum_circuit_fn(
+    ansatz: str, batch: int, layers: int, backward: bool, peer_dir: str | None = TORCHQUANTUM_DIR
+) -> Callable[[], None]:
+    from hqdm.quantum import build_circuit
+
+    run = to_torchquantum(load_torchquantum(peer_dir), build_circuit(ansatz, layers))
+    x, w = _circuit_inputs(ansatz, batch, layers)
+    x.requires_grad_(backward)
+    w.requires_grad_(backward)
+
+    def call() -> None:
+        if backward:
+            run(x, w).sum().backward()
+        else:
+            with torch.no_grad():
+                run(x, w)
+
+    return call
+
+
 def measure_circuits(
-    engine: str, ansatz: str, batch: int, layers: int, backward: bool, seconds: float
+    engine: str,
+    ansatz: str,
+    batch: int,
+    layers: int,
+    backward: bool,
+    seconds: float,
+    peer_dir: str | None = TORCHQUANTUM_DIR,
 ) -> dict:
-    make = _hqdm_circuit_fn if engine == "hqdm" else _pennylane_circuit_fn
-    seconds_per_call, peak = _time(make(ansatz, batch, layers, backward), seconds, 2)
+    if engine == "torchquantum":
+        fn = _torchquantum_circuit_fn(ansatz, batch, layers, backward, peer_dir)
+    else:
+        make = _hqdm_circuit_fn if engine == "hqdm" else _pennylane_circuit_fn
+        fn = make(ansatz, batch, layers, backward)
+    seconds_per_call, peak = _time(fn, seconds, 2)
     return {"seconds": seconds_per_call, "circuits_per_s": batch / seconds_per_call, "peak_mb": peak}
 
 
@@ -198,14 +385,23 @@ class QuantumRow:
     hqdm: dict
     pennylane: dict
     pennylane_batch: int
+    torchquantum: dict | None = None
+    torchquantum_batch: int = 0
 
     def line(self) -> str:
-        ratio = self.hqdm["circuits_per_s"] / self.pennylane["circuits_per_s"]
-        scaled = " (scaled)" if self.pennylane_batch != self.batch else ""
+        def peer(result: dict, batch: int) -> str:
+            ratio = self.hqdm["circuits_per_s"] / result["circuits_per_s"]
+            scaled = " (scaled)" if batch != self.batch else ""
+            return f"{result['circuits_per_s']:,.0f} @ {batch}{scaled} | {ratio:,.1f}x"
+
+        rates = [peer(self.pennylane, self.pennylane_batch)]
+        peaks = [f"{self.pennylane['peak_mb']:,.0f} @ {self.pennylane_batch}"]
+        if self.torchquantum is not None:
+            rates.append(peer(self.torchquantum, self.torchquantum_batch))
+            peaks.append(f"{self.torchquantum['peak_mb']:,.0f} @ {self.torchquantum_batch}")
         return (
             f"| {self.ansatz} | {self.batch} | {self.mode} | {self.hqdm['circuits_per_s']:,.0f} | "
-            f"{self.pennylane['circuits_per_s']:,.0f} @ {self.pennylane_batch}{scaled} | {ratio:,.1f}x | "
-            f"{self.hqdm['peak_mb']:,.0f} | {self.pennylane['peak_mb']:,.0f} @ {self.pennylane_batch} |"
+            f"{' | '.join(rates)} | {self.hqdm['peak_mb']:,.0f} | {' | '.join(peaks)} |"
         )
 
 
@@ -224,22 +420,33 @@ def quantum_benchmark(
     ansatzes: tuple[str, ...] = ("hqconv", "fqconv"),
     layers: int = 3,
     pennylane_batch: int = 128,
+    torchquantum_dir: str | None = TORCHQUANTUM_DIR,
+    torchquantum_batch: int = 896,
     seconds: float = 3.0,
     echo: Callable[[str], None] = print,
 ) -> list[QuantumRow]:
-    """hqdm vs PennyLane default.qubit (broadcasting, backprop), circuits/s forward and forward+backward.
+    """hqdm vs PennyLane default.qubit (broadcasting, backprop) and TorchQuantum, circuits/s forward and
+    forward+backward.
 
     PennyLane is measured once per ansatz and mode at ``min(batch, pennylane_batch)`` and its rate is
-    used for larger batches (linear scaling of its time; said so in the table).
+    used for larger batches (linear scaling of its time; said so in the table). TorchQuantum, when it can be
+    loaded from ``torchquantum_dir`` (``None`` or ``""`` skips it) or is installed, is measured at every
+    batch up to ``torchquantum_batch`` (its autograd keeps a state per gate) and scaled the same way above.
     """
     import pennylane as qml
 
-    echo(f"# quantum layer benchmark ({machine_line()}, PennyLane {qml.__version__})")
-    echo(
-        "| ansatz | batch | mode | hqdm circuits/s | PennyLane circuits/s | ratio | hqdm peak MB "
-        "| PennyLane peak MB |"
-    )
-    echo("|---|---:|---|---:|---:|---:|---:|---:|")
+    tq_dir = os.path.abspath(torchquantum_dir) if torchquantum_dir else None
+    tq = _subprocess("torchquantum_info", peer_dir=tq_dir) if tq_dir else {}
+    with_tq = "version" in tq
+    peers = f"PennyLane {qml.__version__}" + (f", TorchQuantum {tq['version']}" if with_tq else "")
+    echo(f"# quantum layer benchmark ({machine_line()}, {peers})")
+    if "unavailable" in tq:
+        echo(f"# {tq['unavailable']} (its columns are left out)")
+    rates = ["PennyLane circuits/s", "ratio"] + (["TorchQuantum circuits/s", "ratio"] if with_tq else [])
+    peaks = ["PennyLane peak MB"] + (["TorchQuantum peak MB"] if with_tq else [])
+    columns = ["ansatz", "batch", "mode", "hqdm circuits/s", *rates, "hqdm peak MB", *peaks]
+    echo(f"| {' | '.join(columns)} |")
+    echo("|" + "|".join("---" if name in ("ansatz", "mode") else "---:" for name in columns) + "|")
     rows = []
     for ansatz in ansatzes:
         for backward in (False, True):
@@ -254,6 +461,7 @@ def quantum_benchmark(
                 backward=backward,
                 seconds=seconds,
             )
+            tq_results: dict[int, dict] = {}
             for batch in batches:
                 ours = _subprocess(
                     "measure_circuits",
@@ -265,6 +473,20 @@ def quantum_benchmark(
                     seconds=seconds,
                 )
                 row = QuantumRow(ansatz, batch, mode, ours, peer, peer_batch)
+                if with_tq:
+                    row.torchquantum_batch = min(batch, torchquantum_batch)
+                    if row.torchquantum_batch not in tq_results:
+                        tq_results[row.torchquantum_batch] = _subprocess(
+                            "measure_circuits",
+                            engine="torchquantum",
+                            ansatz=ansatz,
+                            batch=row.torchquantum_batch,
+                            layers=layers,
+                            backward=backward,
+                            seconds=seconds,
+                            peer_dir=tq_dir,
+                        )
+                    row.torchquantum = tq_results[row.torchquantum_batch]
                 rows.append(row)
                 echo(row.line())
     return rows

@@ -197,13 +197,27 @@ def _data(parser: argparse.ArgumentParser) -> Runner:
     return run
 
 
-@subcommand("bench", "measure the quantum engine against PennyLane, or a training step of every model")
+@subcommand(
+    "bench",
+    "measure the quantum engine against PennyLane and TorchQuantum, or a training step of every model",
+)
 def _bench(parser: argparse.ArgumentParser) -> Runner:
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="{quantum,train-step}")
-    quantum = kinds.add_parser("quantum", help="circuits/s of hqdm vs PennyLane default.qubit, peak memory")
+    quantum = kinds.add_parser(
+        "quantum", help="circuits/s of hqdm vs PennyLane default.qubit and TorchQuantum, peak memory"
+    )
     quantum.add_argument("--batches", default="128,896,6272", help="comma-separated batch sizes")
     quantum.add_argument("--ansatz", default="hqconv,fqconv", help="comma-separated ansatzes")
     quantum.add_argument("--pennylane-batch", type=int, default=128, help="largest batch run on PennyLane")
+    quantum.add_argument(
+        "--torchquantum-dir",
+        default=".peers/torchquantum",
+        help="folder made by scripts/install_torchquantum_peer.sh ('' skips TorchQuantum; an installed "
+        "torchquantum is used too)",
+    )
+    quantum.add_argument(
+        "--torchquantum-batch", type=int, default=896, help="largest batch run on TorchQuantum"
+    )
     quantum.add_argument("--seconds", type=float, default=3.0, help="minimum timing per measurement")
     quantum.add_argument(
         "--depths", default="1,3,6,12", help="layer counts for the memory-vs-depth table ('' skips it)"
@@ -223,6 +237,8 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
                 batches=tuple(int(b) for b in args.batches.split(",")),
                 ansatzes=tuple(args.ansatz.split(",")),
                 pennylane_batch=args.pennylane_batch,
+                torchquantum_dir=args.torchquantum_dir,
+                torchquantum_batch=args.torchquantum_batch,
                 seconds=args.seconds,
             )
             if args.depths:
@@ -306,6 +322,18 @@ def _evaluate(parser: argparse.ArgumentParser) -> Runner:
     return _metric_errors(run)
 
 
+def _parse_digits(text: str) -> tuple[int, ...]:
+    from hqdm.config import ConfigError
+
+    try:
+        digits = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--digits: expected comma-separated digits such as 0,1,7, got {text!r}") from None
+    if not digits or any(not 0 <= d <= 9 for d in digits):
+        raise ConfigError(f"--digits: every digit must be in 0..9, got {text!r}")
+    return digits
+
+
 @subcommand("reproduce", "train and evaluate every column of a paper's table (resumable)")
 def _reproduce(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--paper", choices=("defalco2024", "chen2025"), default="defalco2024")
@@ -319,6 +347,7 @@ def _reproduce(parser: argparse.ArgumentParser) -> Runner:
         help="model semantics; both-7hq (default) adds a 7HQConv reference-code column",
     )  # fmt: skip
     parser.add_argument("--inception-weights", help="TorchScript classifier for IS (docs/metrics.md)")
+    parser.add_argument("--digits", help="chen2025: comma-separated MNIST digits (default: the budget's)")
 
     def run(args: argparse.Namespace) -> int:
         import shlex
@@ -326,14 +355,12 @@ def _reproduce(parser: argparse.ArgumentParser) -> Runner:
         from hqdm.config import ConfigError
 
         if args.paper == "chen2025":
-            try:
-                from hqdm.experiments.chen2025 import reproduce_chen2025
-            except ModuleNotFoundError as err:
-                if err.name != "hqdm.experiments.chen2025":
-                    raise  # a dependency of the module is missing: show the real cause
-                raise ConfigError("--paper chen2025: hqdm.experiments.chen2025 is not installed") from err
+            from hqdm.experiments.chen2025 import reproduce_chen2025
+
             out = args.out or f"results/chen2025-{args.budget}"
-            extra = {"dataset": args.dataset} if args.dataset else {}
+            extra: dict[str, object] = {"dataset": args.dataset} if args.dataset else {}
+            if args.digits:
+                extra["digits"] = _parse_digits(args.digits)
             table = reproduce_chen2025(
                 out, data_dir=args.data_dir, seeds=args.seeds, budget=args.budget, **extra
             )

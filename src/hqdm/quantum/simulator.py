@@ -9,8 +9,13 @@ How it is fast (see ``docs/performance.md`` for measurements):
   in it: a 12-qubit HQConv layer becomes three passes, an FQConv layer three passes.
 * **Clusters before the full state.** The encoding is a product state. Until a pass entangles the last
   groups together, passes run on the small states of the clusters of groups they touch (16 or 256
-  amplitudes per sample, ordinary autograd); the pass that joins the last clusters is applied to its block's
-  cluster once per control value and multiplied out, so the full state is never touched by it.
+  amplitudes per sample, ordinary autograd).
+* **Low-rank states after that.** A pass that would join the last clusters through control wires is
+  applied once per value of its outside controls instead: the state becomes a short sum of products
+  ``sum_r cluster_1[r] (x) cluster_2[r] ...`` (the control cluster projected on each value), its rank
+  multiplied by ``2**controls``. Passes inside one cluster stay cheap (HQConv's last two layers run on
+  256 + 16 amplitudes per term). Once the rank would exceed ``RANK_CAP`` the clusters are multiplied out
+  into the full state.
 * **Batch-last layout.** The state is ``(circuits, 2**n, samples)``, so each pass is a few large GEMMs.
   Passes whose control wires lie after their group in memory first move that group to the end (one copy).
 * **Adjoint backward.** Only the final states are kept; the backward pass walks the passes in reverse,
@@ -33,8 +38,12 @@ from hqdm.quantum.circuits import Circuit, Gate
 
 GROUP_SIZE = 4
 MAX_CONTROLS = 4
+#: most product terms kept before the clusters are multiplied out into the full state
+RANK_CAP = 4
 #: amplitudes per chunk of the batch (complex64: 4 MiB)
 CHUNK_AMPLITUDES = 1 << 19
+#: samples per call of the cluster stage
+SAMPLE_CHUNK = 512
 #: the rotation axis of each parametrised gate's 2x2 block (index into ``_rotations``' stack)
 ROTATION_AXIS = {"RX": 0, "CRX": 0, "RY": 1, "RZ": 2, "CRZ": 2}
 
@@ -73,6 +82,7 @@ class Pass:
     position: int  # dense: number of wires before the group in memory; bit: memory index of the target
     view_shape: tuple[int, ...]
     control_order: tuple[int, ...]  # canonical index of each control, in memory order
+    factor: bool = False  # cluster pass applied per outside-control value instead of joining clusters
 
     @property
     def is_bit(self) -> bool:
@@ -185,6 +195,7 @@ def _compile_pass(
     controls: tuple[int, ...],
     plan_groups: list[tuple[int, ...]],
     layout: tuple[int, ...] | None,
+    factor: bool = False,
 ) -> Pass:
     """``layout`` is None for cluster passes, which are applied by einsum and need no memory view."""
     base, dst, src = _embedding(spec.gates, block, controls)
@@ -205,24 +216,43 @@ def _compile_pass(
         position=position,
         view_shape=tuple(2 if w in controls else 1 for w in others) if memory else (),
         control_order=tuple(controls.index(c) for c in in_memory),
+        factor=factor,
     )
 
 
-@cache
-def compile_circuit(circuit: Circuit) -> Plan:
-    """Fuse a circuit's gates into passes; those until all groups are entangled run on clusters."""
-    groups = _groups(circuit.n_wires)
+def _split_cluster_stage(specs: list[_PassSpec], groups: list[tuple[int, ...]], rank_cap: int) -> list[bool]:
+    """Which leading passes run on clusters, each flagged True if it factors (raises the rank) instead of
+    joining; the rest run on the full state. The cluster stage ends when the rank would pass ``rank_cap``."""
     group_of = {w: g for g, ws in enumerate(groups) for w in ws}
-    specs = _fuse(circuit, groups)
     cluster_of = list(range(len(groups)))
-    n_cluster_passes = len(specs)
-    for i, spec in enumerate(specs):
+    rank = 1
+    factors: list[bool] = []
+    for spec in specs:
         joined = {cluster_of[spec.group]} | {cluster_of[group_of[c]] for c in spec.controls}
-        cluster_of = [min(joined) if c in joined else c for c in cluster_of]
-        if len(groups) > 1 and len(set(cluster_of)) == 1:
-            n_cluster_passes = i + 1
-            break
-    cluster_specs, full_specs = specs[:n_cluster_passes], specs[n_cluster_passes:]
+        merged = [min(joined) if c in joined else c for c in cluster_of]
+        if len(groups) == 1 or len(joined) == 1 or len(set(merged)) > 1:
+            factors.append(False)
+            cluster_of = merged
+            continue
+        outside = sum(cluster_of[group_of[c]] != cluster_of[spec.group] for c in spec.controls)
+        if rank << outside <= rank_cap:
+            factors.append(True)
+            rank <<= outside
+            continue
+        if rank == 1:
+            factors.append(False)  # a product state: this pass joins everything on the small clusters
+        break  # a low-rank state is multiplied out first; the full state takes over
+    return factors
+
+
+@cache
+def compile_circuit(circuit: Circuit, rank_cap: int = RANK_CAP) -> Plan:
+    """Fuse a circuit's gates into passes; those until the state would exceed ``rank_cap`` product terms
+    run on clusters, the rest on the full state."""
+    groups = _groups(circuit.n_wires)
+    specs = _fuse(circuit, groups)
+    factors = _split_cluster_stage(specs, groups, rank_cap)
+    cluster_specs, full_specs = specs[: len(factors)], specs[len(factors) :]
     shapes = [_block_and_controls(s, groups) for s in full_specs]
     layouts = _layouts(full_specs, [b for b, _ in shapes], groups)
     return Plan(
@@ -231,7 +261,8 @@ def compile_circuit(circuit: Circuit) -> Plan:
         encoding=circuit.encoding,
         groups=tuple(groups),
         cluster_passes=tuple(
-            _compile_pass(s, groups[s.group], s.controls, groups, None) for s in cluster_specs
+            _compile_pass(s, groups[s.group], s.controls, groups, None, factor)
+            for s, factor in zip(cluster_specs, factors, strict=True)
         ),
         passes=tuple(
             _compile_pass(s, block, controls, groups, layout)
@@ -473,58 +504,122 @@ def _adjoint(u: torch.Tensor) -> torch.Tensor:
 
 
 def _encode(inputs: torch.Tensor, plan: Plan, dtype: torch.dtype) -> list[torch.Tensor]:
-    """RX(x)|0> = [cos, -i sin] or RY(x)|0> = [cos, sin] (of x/2) per wire: a list of (K, 2, N) states."""
+    """RX(x)|0> = [cos, -i sin] or RY(x)|0> = [cos, sin] (of x/2) per wire: a list of (K, 1, 2, N) states
+    (axis 1 is the rank of a cluster, see ``_cluster_pass``)."""
     half = inputs.transpose(1, 2).to(dtype.to_real()) / 2
     c, s = torch.cos(half), torch.sin(half)
     zero = torch.zeros_like(c)
     one = torch.complex(zero, -s) if plan.encoding == "RX" else torch.complex(s, zero)
     qubits = torch.stack([torch.complex(c, zero), one], 2)
-    return [qubits[:, w] for w in range(plan.n_wires)]
+    return [qubits[:, None, w] for w in range(plan.n_wires)]
 
 
 def _letters(wires) -> str:
     return "".join(chr(ord("a") + w) for w in wires)
 
 
+# Clusters are tensors (K, R, 2, ..., 2, N) with one axis per wire (ascending); einsum letters: z = circuit,
+# x = rank term, y = sample, a.. = wires (upper case: a block's output). The state is the sum over x of the
+# product of all clusters.
+
+
+def _aligned(state: torch.Tensor, part: tuple[int, ...], wires: tuple[int, ...]) -> torch.Tensor:
+    """A cluster on ``part`` viewed with one axis per wire of ``wires`` (size 1 where absent)."""
+    k, rank, n = state.shape[0], state.shape[1], state.shape[-1]
+    return state.reshape(k, rank, *[2 if w in part else 1 for w in wires], n)
+
+
+def _product(
+    clusters: dict[tuple[int, ...], torch.Tensor], parts: list[tuple[int, ...]], wires
+) -> torch.Tensor:
+    """Elementwise (broadcast) product of clusters, term by term: an outer product with the samples last,
+    which stays one vectorised pass (an einsum would batch tiny matrices over the samples)."""
+    result = _aligned(clusters[parts[0]], parts[0], wires)
+    for part in parts[1:]:
+        result = result * _aligned(clusters[part], part, wires)
+    return result
+
+
 def _join(clusters: dict[tuple[int, ...], torch.Tensor], parts: list[tuple[int, ...]]) -> tuple[int, ...]:
-    """Replace ``parts`` by their product state, one axis per wire in ascending order."""
+    """Replace ``parts`` by their product (term by term), one axis per wire in ascending order."""
     wires = tuple(sorted(w for part in parts for w in part))
     if len(parts) > 1:
-        terms = ",".join(f"z{_letters(part)}y" for part in parts)
-        clusters[wires] = torch.einsum(
-            f"{terms}->z{_letters(wires)}y", *[clusters.pop(part) for part in parts]
-        )
+        clusters[wires] = _product(clusters, parts, wires)
+        for part in parts:
+            del clusters[part]
     return wires
 
 
 def _cluster_pass(p: Pass, u: torch.Tensor, clusters: dict[tuple[int, ...], torch.Tensor]) -> None:
-    """Apply a pass to the clusters it touches, joining them (einsum on tensors with one axis per wire).
+    """Apply a pass to the clusters it touches (einsum on tensors with one axis per wire).
 
     The unitary first acts on its block's cluster with the outside control bits as new axes (no larger than
-    that cluster times 2**controls); the result is then multiplied with the control clusters.
+    that cluster times 2**controls). A joining pass then multiplies the result with the control clusters; a
+    factoring pass (``p.factor``) instead turns those control axes into new rank terms: term (x, v) holds
+    the control clusters projected on control value v and the block cluster transformed by U_v.
     """
     block = _join(clusters, [ws for ws in clusters if set(ws) & set(p.block)])
     others = [ws for ws in clusters if ws != block and set(ws) & set(p.controls)]
     k = u.shape[0]
     u = u.reshape(k, *([2] * (len(p.controls) + 2 * len(p.block))))
-    outside = _letters(c for c in p.controls if c not in block)
+    outside_wires = [c for c in p.controls if c not in block]
+    outside = _letters(outside_wires)
 
     def renamed(wires: tuple[int, ...]) -> str:  # block wires carry their output (upper-case) letter
         return "".join(_letters([w]).upper() if w in p.block else _letters([w]) for w in wires)
 
     applied = torch.einsum(
-        f"z{_letters(p.controls)}{renamed(p.block)}{_letters(p.block)},z{_letters(block)}y->z{outside}{renamed(block)}y",
+        f"z{_letters(p.controls)}{renamed(p.block)}{_letters(p.block)},zx{_letters(block)}y->zx{outside}{renamed(block)}y",
         u,
         clusters.pop(block),
     )
-    merged = tuple(sorted(set(block).union(*others)))
-    if others:
-        terms = ",".join(f"z{_letters(ws)}y" for ws in others)
-        operands = [clusters.pop(ws) for ws in others]
-        applied = torch.einsum(
-            f"z{outside}{renamed(block)}y,{terms}->z{renamed(merged)}y", applied, *operands
-        )
-    clusters[merged] = applied
+    if not others:
+        clusters[block] = applied
+    elif p.factor:
+        _factor(clusters, block, applied, outside_wires)
+    else:  # join: the control axes of ``applied`` meet the control wires of the other clusters
+        merged = tuple(sorted(set(block).union(*others)))
+        wires = tuple(sorted(set(block) | set(outside_wires)))
+        axes = list(range(2, 2 + len(outside_wires)))
+        clusters[wires] = applied.movedim(axes, [2 + wires.index(c) for c in outside_wires])
+        joined = _product(clusters, [wires, *others], merged)
+        for ws in (wires, *others):
+            del clusters[ws]
+        clusters[merged] = joined
+
+
+def _factor(
+    clusters: dict[tuple[int, ...], torch.Tensor],
+    block: tuple[int, ...],
+    applied: torch.Tensor,
+    controls: list[int],
+) -> None:
+    """Rank terms (x, v) for the outside control values v: ``applied`` (K, R, 2 per control, block..., N)
+    is the block cluster per v; every other cluster is repeated over v and projected on its control bits."""
+    k, rank, m = applied.shape[0], applied.shape[1], len(controls)
+    clusters[block] = applied.reshape(k, rank << m, *applied.shape[2 + m :])
+    eye = torch.eye(2, dtype=applied.dtype, device=applied.device)
+    for ws in [ws for ws in clusters if ws != block]:
+        state = clusters[ws]
+        wire_shape = state.shape[2:]
+        state = state.reshape(k, rank, *([1] * m), *wire_shape)
+        for i, c in enumerate(controls):
+            if c in ws:  # keep only the amplitudes whose bit c equals the term's value v_i
+                mask = [1] * state.dim()
+                mask[2 + i] = mask[2 + m + ws.index(c)] = 2
+                state = state * eye.view(mask)
+        clusters[ws] = state.expand(k, rank, *([2] * m), *wire_shape).reshape(k, rank << m, *wire_shape)
+
+
+def _materialize(clusters: dict[tuple[int, ...], torch.Tensor], n_wires: int) -> torch.Tensor:
+    """The full state (K, 2**n, N): the sum over rank terms of the product of all clusters."""
+    parts, wires = list(clusters), tuple(range(n_wires))
+    rank = next(iter(clusters.values())).shape[1]
+    full = None
+    for x in range(rank):  # term by term: never R full states at once
+        term = _product({ws: clusters[ws][:, x : x + 1] for ws in parts}, parts, wires)
+        full = term if full is None else full + term
+    return full.reshape(full.shape[0], 1 << n_wires, full.shape[-1])
 
 
 def _cluster_expvals(wires: tuple[int, ...], state: torch.Tensor) -> torch.Tensor:
@@ -539,6 +634,19 @@ def _cluster_expvals(wires: tuple[int, ...], state: torch.Tensor) -> torch.Tenso
     return torch.stack(rows, 1)
 
 
+def _readout(plan: Plan, clusters: dict[tuple[int, ...], torch.Tensor]) -> torch.Tensor:
+    """<Z_i> (K, n_wires, N) when no full-state pass is left."""
+    if any(state.shape[1] > 1 for state in clusters.values()):
+        full = _materialize(clusters, plan.n_wires)
+        signs = _z_signs(plan, tuple(range(len(plan.groups)))).to(full.real)
+        return signs @ (full.real.square() + full.imag.square())
+    per_wire = {}
+    for wires, state in clusters.items():
+        for w, row in zip(wires, _cluster_expvals(wires, state[:, 0]).unbind(1), strict=True):
+            per_wire[w] = row
+    return torch.stack([per_wire[w] for w in range(plan.n_wires)], 1)
+
+
 def simulate(
     plan: Plan,
     inputs: torch.Tensor,
@@ -546,25 +654,29 @@ def simulate(
     *,
     dtype: torch.dtype = torch.complex64,
     chunk_amplitudes: int = CHUNK_AMPLITUDES,
+    sample_chunk: int = SAMPLE_CHUNK,
 ) -> torch.Tensor:
     """<Z_i> for K circuits of one structure: inputs (K, N, n_wires) RX angles, weights (K, n_weights).
 
     Returns (K, N, n_wires) in the real dtype matching ``dtype`` (complex64 -> float32).
     Differentiable with respect to inputs and weights. No argument checking: see :func:`hqdm.quantum.expvals`.
     """
+    n = inputs.shape[1]
+    if n > sample_chunk:  # the cluster stage is many small elementwise ops: keep each one in cache
+        options = {"dtype": dtype, "chunk_amplitudes": chunk_amplitudes, "sample_chunk": sample_chunk}
+        parts = [
+            simulate(plan, inputs[:, s : s + sample_chunk], weights, **options)
+            for s in range(0, n, sample_chunk)
+        ]
+        return torch.cat(parts, dim=1)
     real_weights = weights.to(dtype.to_real())
     clusters = {(w,): q for w, q in enumerate(_encode(inputs, plan, dtype))}
     for p in plan.cluster_passes:
         _cluster_pass(p, pass_unitaries(p, real_weights, dtype), clusters)
-    k, n = inputs.shape[0], inputs.shape[1]
     if plan.passes:
-        full = clusters[_join(clusters, list(clusters))]
+        full = _materialize(clusters, plan.n_wires)
         unitaries = [pass_unitaries(p, real_weights, dtype) for p in plan.passes]
-        out = _FullStateExpvals.apply(plan, chunk_amplitudes, full.reshape(k, -1, n), *unitaries)
+        out = _FullStateExpvals.apply(plan, chunk_amplitudes, full, *unitaries)
     else:
-        per_wire = {}
-        for wires, state in clusters.items():
-            for w, row in zip(wires, _cluster_expvals(wires, state).unbind(1), strict=True):
-                per_wire[w] = row
-        out = torch.stack([per_wire[w] for w in range(plan.n_wires)], 1)
+        out = _readout(plan, clusters)
     return out.transpose(1, 2)

@@ -1,0 +1,106 @@
+"""The benchmark's TorchQuantum peer: it runs hqdm's circuits, and is skipped cleanly when not installed."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hqdm import bench
+from hqdm.quantum import ANGLES_PER_LAYER, build_circuit, expvals
+
+PEER_DIR = Path(__file__).resolve().parents[1] / bench.TORCHQUANTUM_DIR
+
+
+@pytest.fixture(scope="module")
+def tq():
+    try:
+        return bench.load_torchquantum(PEER_DIR)
+    except bench.PeerUnavailable as error:
+        pytest.skip(f"TorchQuantum peer not available ({error})")
+
+
+@pytest.mark.parametrize("ansatz", ["hqconv", "fqconv"])
+def test_torchquantum_peer_runs_the_same_circuit(tq, ansatz):
+    g = torch.Generator().manual_seed(7)
+    x = (torch.rand(8, 12, generator=g) * 2 - 1) * torch.pi
+    w = (torch.rand(3, ANGLES_PER_LAYER[ansatz], generator=g) * 2 * torch.pi).requires_grad_()
+    ours = expvals(ansatz, x, w)
+    theirs = bench.to_torchquantum(tq, build_circuit(ansatz, 3))(x, w)
+    assert theirs.shape == (8, 12)
+    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=0)
+    (grad_ours,) = torch.autograd.grad(ours.sum(), w)
+    (grad_theirs,) = torch.autograd.grad(theirs.sum(), w)
+    torch.testing.assert_close(grad_theirs, grad_ours, atol=1e-4, rtol=0)
+
+
+def test_torchquantum_peer_leaves_no_placeholder_modules(tq):
+    for name in bench._TQ_PLACEHOLDERS:
+        module = sys.modules.get(name)
+        assert module is None or getattr(module, "__doc__", "") != "placeholder set by hqdm.bench"
+
+
+@pytest.fixture
+def no_torchquantum(monkeypatch):
+    """torchquantum cannot be imported from anywhere (None in sys.modules blocks the import)."""
+    monkeypatch.setitem(sys.modules, "torchquantum", None)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+
+def test_unavailable_torchquantum_names_the_install_script(tmp_path, no_torchquantum):
+    with pytest.raises(bench.PeerUnavailable) as error:
+        bench.load_torchquantum(tmp_path / "empty")
+    message = str(error.value)
+    assert "\n" not in message
+    assert "TorchQuantum is not installed" in message
+    assert bench.TORCHQUANTUM_INSTALL in message
+    assert bench.torchquantum_info(str(tmp_path / "empty")) == {"unavailable": message}
+
+
+def _fake_measurements(monkeypatch, info):
+    calls = []
+
+    def fake(kind, extra_env=None, **kwargs):
+        calls.append((kind, kwargs))
+        if kind == "torchquantum_info":
+            return info(kwargs["peer_dir"])
+        rate = {"hqdm": 1000.0, "pennylane": 10.0, "torchquantum": 100.0}[kwargs["engine"]]
+        return {"seconds": kwargs["batch"] / rate, "circuits_per_s": rate, "peak_mb": 1.0}
+
+    monkeypatch.setattr(bench, "_subprocess", fake)
+    return calls
+
+
+def test_quantum_benchmark_without_torchquantum_says_so_in_one_line(tmp_path, monkeypatch, no_torchquantum):
+    calls = _fake_measurements(monkeypatch, bench.torchquantum_info)
+    lines = []
+    bench.quantum_benchmark(
+        batches=(8,), ansatzes=("hqconv",), torchquantum_dir=str(tmp_path), seconds=0, echo=lines.append
+    )
+    notes = [line for line in lines if "TorchQuantum" in line]
+    assert len(notes) == 1
+    assert notes[0].startswith("# TorchQuantum is not installed")
+    assert bench.TORCHQUANTUM_INSTALL in notes[0]
+    assert not any(kwargs.get("engine") == "torchquantum" for _, kwargs in calls)
+    assert len([line for line in lines if line.startswith("| hqconv")]) == 2
+
+
+def test_quantum_benchmark_rows_with_torchquantum(monkeypatch):
+    calls = _fake_measurements(monkeypatch, lambda peer_dir: {"version": "0.1.8"})
+    lines = []
+    rows = bench.quantum_benchmark(
+        batches=(8, 32), ansatzes=("fqconv",), torchquantum_batch=16, seconds=0, echo=lines.append
+    )
+    assert "TorchQuantum 0.1.8" in lines[0]
+    assert "| TorchQuantum circuits/s | ratio |" in lines[1]
+    assert lines[1].count("|") == lines[2].count("|") == rows[0].line().count("|")
+    assert [row.torchquantum_batch for row in rows] == [8, 16, 8, 16]
+    assert "100 @ 8 | 10.0x" in rows[0].line()
+    assert "100 @ 16 (scaled) | 10.0x" in rows[1].line()
+    tq_batches = [kwargs["batch"] for _, kwargs in calls if kwargs.get("engine") == "torchquantum"]
+    assert tq_batches == [8, 16, 8, 16]
+    assert all(
+        kwargs["peer_dir"].endswith(bench.TORCHQUANTUM_DIR)
+        for _, kwargs in calls
+        if kwargs.get("engine") == "torchquantum"
+    )
