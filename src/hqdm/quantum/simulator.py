@@ -13,14 +13,17 @@ How it is fast (see ``docs/performance.md`` for measurements):
 * **Low-rank states after that.** A pass that would join the last clusters through control wires is
   applied once per value of its outside controls instead: the state becomes a short sum of products
   ``sum_r cluster_1[r] (x) cluster_2[r] ...`` (the control cluster projected on each value), its rank
-  multiplied by ``2**controls``. Passes inside one cluster stay cheap (HQConv's last two layers run on
-  256 + 16 amplitudes per term). Once the rank would exceed ``RANK_CAP`` the clusters are multiplied out
-  into the full state.
+  multiplied by ``2**controls``. Passes inside one cluster stay cheap: a 3-layer HQConv circuit ends with 8
+  terms of 16 + 256 amplitudes and never builds its 4096-amplitude state; ``<Z>`` comes from the clusters'
+  Gram matrices. Once the rank would exceed ``RANK_CAP`` the clusters are multiplied out into the full
+  state (deeper HQConv circuits, FQConv, whose coupling passes have four control wires).
+* **Sample chunks.** The cluster stage runs on a few hundred (circuit, sample) pairs at a time (ordinary
+  autograd); the full-state stage chunks on its own.
 * **Batch-last layout.** The state is ``(circuits, 2**n, samples)``, so each pass is a few large GEMMs.
   Passes whose control wires lie after their group in memory first move that group to the end (one copy).
 * **Adjoint backward.** Only the final states are kept; the backward pass walks the passes in reverse,
   un-applying each unitary to recover its input state. Memory does not grow with circuit depth.
-* **Chunks.** The batch is processed in chunks that fit in cache.
+* **Chunks.** The full-state stage processes the batch in chunks that fit in cache.
 
 Several independent circuits of the same structure (different weights, different inputs) run in one
 call through the leading ``circuits`` dimension; the QVU-Net vertex uses this for its k circuits.
@@ -39,7 +42,7 @@ from hqdm.quantum.circuits import Circuit, Gate
 GROUP_SIZE = 4
 MAX_CONTROLS = 4
 #: most product terms kept before the clusters are multiplied out into the full state
-RANK_CAP = 4
+RANK_CAP = 8
 #: amplitudes per chunk of the batch (complex64: 4 MiB)
 CHUNK_AMPLITUDES = 1 << 19
 #: samples per call of the cluster stage
@@ -622,29 +625,36 @@ def _materialize(clusters: dict[tuple[int, ...], torch.Tensor], n_wires: int) ->
     return full.reshape(full.shape[0], 1 << n_wires, full.shape[-1])
 
 
-def _cluster_expvals(wires: tuple[int, ...], state: torch.Tensor) -> torch.Tensor:
-    """<Z_w> of every wire of an unentangled cluster (K, 2, ..., 2, N) -> (K, len(wires), N)."""
-    probs = state.real.square() + state.imag.square()
-    axes = range(1, len(wires) + 1)
-    rows = []
-    for axis in axes:
-        rest = [a for a in axes if a != axis]
-        marginal = probs.sum(dim=rest) if rest else probs
-        rows.append(marginal[:, 0] - marginal[:, 1])
-    return torch.stack(rows, 1)
-
-
 def _readout(plan: Plan, clusters: dict[tuple[int, ...], torch.Tensor]) -> torch.Tensor:
-    """<Z_i> (K, n_wires, N) when no full-state pass is left."""
-    if any(state.shape[1] > 1 for state in clusters.values()):
-        full = _materialize(clusters, plan.n_wires)
-        signs = _z_signs(plan, tuple(range(len(plan.groups)))).to(full.real)
-        return signs @ (full.real.square() + full.imag.square())
+    """<Z_i> (K, n_wires, N) from the clusters when no full-state pass is left, without the full state.
+
+    With rank terms ``psi = sum_r prod_c T_c[r]``, the probabilities of cluster c's basis states are
+    ``P_c(i) = Re sum_rs W_c[r, s] T_c[r, i] conj(T_c[s, i])`` where ``W_c`` is the elementwise product of
+    the other clusters' Gram matrices ``G[r, s] = <T[s]|T[r]>``. Computed samples-first, so that each of
+    these is one batched matrix product over the samples.
+    """
+    # (K, N, R, 2**len(ws)) per cluster
+    flat = {ws: t.flatten(2, -2).permute(0, 3, 1, 2).contiguous() for ws, t in clusters.items()}
+    grams = {ws: torch.conj_physical(t) @ t.transpose(-1, -2) for ws, t in flat.items()}  # [s, r]
     per_wire = {}
-    for wires, state in clusters.items():
-        for w, row in zip(wires, _cluster_expvals(wires, state[:, 0]).unbind(1), strict=True):
+    for ws, t in flat.items():
+        weight = None  # W_c[s, r] layout, matching ``grams``
+        for other, gram in grams.items():
+            if other != ws:
+                weight = gram if weight is None else weight * gram
+        mixed = t if weight is None else weight @ t  # sum_r W[r, s] T[r, i]
+        probs = (mixed * torch.conj_physical(t)).real.sum(2)  # (K, N, 2**len(ws))
+        expvals = probs @ _cluster_signs(len(ws)).to(probs).T  # (K, N, len(ws))
+        for w, row in zip(ws, expvals.unbind(2), strict=True):
             per_wire[w] = row
     return torch.stack([per_wire[w] for w in range(plan.n_wires)], 1)
+
+
+@cache
+def _cluster_signs(n: int) -> torch.Tensor:
+    """(n, 2**n): eigenvalue of Z on wire position p (most significant first) of each basis state."""
+    index = torch.arange(1 << n)
+    return torch.stack([1.0 - 2.0 * ((index >> (n - 1 - p)) & 1) for p in range(n)]).to(torch.float64)
 
 
 def simulate(
@@ -661,14 +671,16 @@ def simulate(
     Returns (K, N, n_wires) in the real dtype matching ``dtype`` (complex64 -> float32).
     Differentiable with respect to inputs and weights. No argument checking: see :func:`hqdm.quantum.expvals`.
     """
-    n = inputs.shape[1]
-    if n > sample_chunk:  # the cluster stage is many small elementwise ops: keep each one in cache
+    k, n = inputs.shape[0], inputs.shape[1]
+    if k * n > sample_chunk:  # the cluster stage is many small elementwise ops: keep each one in cache
         options = {"dtype": dtype, "chunk_amplitudes": chunk_amplitudes, "sample_chunk": sample_chunk}
-        parts = [
-            simulate(plan, inputs[:, s : s + sample_chunk], weights, **options)
-            for s in range(0, n, sample_chunk)
-        ]
-        return torch.cat(parts, dim=1)
+        rows = []
+        for kc, nc in _chunks(k, n, 0, sample_chunk):
+            rows.append(simulate(plan, inputs[kc, nc], weights[kc], **options))
+        if n > sample_chunk:  # chunks of one circuit along the samples
+            per_circuit = len(rows) // k
+            rows = [torch.cat(rows[c * per_circuit : (c + 1) * per_circuit], dim=1) for c in range(k)]
+        return torch.cat(rows, dim=0)
     real_weights = weights.to(dtype.to_real())
     clusters = {(w,): q for w, q in enumerate(_encode(inputs, plan, dtype))}
     for p in plan.cluster_passes:
