@@ -13,9 +13,11 @@ import torch
 from hqdm.config import ConfigError, config_from_dict
 from hqdm.diffusion import (
     GaussianDiffusion,
+    GaussianNoise,
     InvalidScheduleError,
     QuantumNoise,
     make_noise_source,
+    make_sampler,
     make_schedule,
     sample_noise,
 )
@@ -254,6 +256,30 @@ def test_config_selects_quantum_noise_for_training(tmp_path):
     raw["diffusion"]["noise"] = "pink"
     with pytest.raises(ConfigError, match=r"diffusion\.noise"):
         config_from_dict(raw)
+
+
+def test_evaluation_samples_with_the_checkpoint_configs_noise(monkeypatch):
+    """`hqdm evaluate` draws its sampler noise from diffusion.noise, as training did."""
+    import hqdm.experiments.evaluate as evaluate
+
+    seen = []
+
+    def recording_sampler(name, schedule, *, noise, **options):
+        seen.append(noise)
+        return make_sampler(name, schedule, noise=noise, **options)
+
+    monkeypatch.setattr(evaluate, "make_sampler", recording_sampler)
+    settings = evaluate.EvalSettings(num_samples=2, sampler="ddim", steps=2, batch_size=2)
+    model = build_model("lite-unet")
+    for noise, expected in (("quantum", QuantumNoise), ("gaussian", GaussianNoise)):
+        raw = {
+            "model": {"name": "lite-unet"},
+            "diffusion": {"schedule": "small-data", "num_timesteps": 10, "noise": noise},
+        }
+        batches = list(
+            evaluate.sample_batches(model, config_from_dict(raw), settings, image_shape=(1, 28, 28))
+        )
+        assert isinstance(seen[-1], expected) and batches[0].shape == (2, 1, 28, 28)
 
 
 # ---------------------------------------------------------------------------------------------------

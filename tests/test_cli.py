@@ -148,3 +148,9 @@ def test_python_dash_m_entry_point_reports_without_traceback(tmp_path: Path) -> 
     )  # fmt: skip
     assert proc.returncode == EXIT_USER_ERROR
     assert proc.stderr.startswith("hqdm: error: ConfigError:") and "Traceback" not in proc.stderr
+
+
+def test_reproduce_chen2025_rejects_bad_digits(capsys: pytest.CaptureFixture[str]) -> None:
+    for digits, message in (("0,x", "comma-separated digits"), ("3,12", "0..9")):
+        code, _, err = run_cli(capsys, "reproduce", "--paper", "chen2025", "--digits", digits)
+        assert code == EXIT_USER_ERROR and "--digits" in err and message in err

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from hqdm.config import Config, ConfigError, config_from_dict
-from hqdm.diffusion import GaussianNoise, make_sampler, make_schedule
+from hqdm.diffusion import make_noise_source, make_sampler, make_schedule
 from hqdm.train.checkpoint import read_state, resolve_checkpoint
 from hqdm.train.io import atomic_write_text, images_to_uint8
 from hqdm.train.sampling import load_checkpoint_model
@@ -122,7 +122,8 @@ def sample_batches(
         {"steps": settings.steps, "eta": settings.eta} if settings.sampler == "ddim" else {}
     )
     try:
-        sampler = make_sampler(settings.sampler, schedule, noise=GaussianNoise(), **options)
+        noise = make_noise_source(cfg.diffusion.noise, **cfg.diffusion.noise_options)  # as in training
+        sampler = make_sampler(settings.sampler, schedule, noise=noise, **options)
     except (KeyError, ValueError) as err:
         raise ConfigError(f"--sampler/--steps/--eta: {err}") from err
     generator = torch.Generator().manual_seed(settings.seed)
