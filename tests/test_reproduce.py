@@ -349,11 +349,3 @@ def test_reproduce_dispatches_chen2025(monkeypatch: pytest.MonkeyPatch, tmp_path
             {"data_dir": None, "seeds": 3, "budget": "smoke", "dataset": "fashion-mnist"},
         ),
     ]
-
-
-def test_reproduce_chen2025_without_its_module_is_a_named_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setitem(sys.modules, "hqdm.experiments.chen2025", None)  # makes the import fail
-    assert main(["reproduce", "--paper", "chen2025", "--budget", "smoke"]) == EXIT_USER_ERROR
-    assert "chen2025 is not installed" in capsys.readouterr().err
