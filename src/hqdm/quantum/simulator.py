@@ -671,24 +671,45 @@ def simulate(
     Returns (K, N, n_wires) in the real dtype matching ``dtype`` (complex64 -> float32).
     Differentiable with respect to inputs and weights. No argument checking: see :func:`hqdm.quantum.expvals`.
     """
-    k, n = inputs.shape[0], inputs.shape[1]
-    if k * n > sample_chunk:  # the cluster stage is many small elementwise ops: keep each one in cache
-        options = {"dtype": dtype, "chunk_amplitudes": chunk_amplitudes, "sample_chunk": sample_chunk}
-        rows = []
-        for kc, nc in _chunks(k, n, 0, sample_chunk):
-            rows.append(simulate(plan, inputs[kc, nc], weights[kc], **options))
-        if n > sample_chunk:  # chunks of one circuit along the samples
-            per_circuit = len(rows) // k
-            rows = [torch.cat(rows[c * per_circuit : (c + 1) * per_circuit], dim=1) for c in range(k)]
-        return torch.cat(rows, dim=0)
     real_weights = weights.to(dtype.to_real())
+    # once per call, not per chunk: the gate products of every pass and their autograd graphs
+    cluster_units = [pass_unitaries(p, real_weights, dtype) for p in plan.cluster_passes]
+    full_units = [pass_unitaries(p, real_weights, dtype) for p in plan.passes]
+    k, n = inputs.shape[0], inputs.shape[1]
+    rows = []
+    # the cluster stage is many small elementwise ops: run it on cache-sized (circuit, sample) chunks
+    for kc, nc in _chunks(k, n, 0, sample_chunk):
+        rows.append(
+            _simulate_chunk(
+                plan,
+                inputs[kc, nc],
+                [u[kc] for u in cluster_units],
+                [u[kc] for u in full_units],
+                dtype,
+                chunk_amplitudes,
+            )
+        )
+    if n > sample_chunk:  # chunks of one circuit along the samples
+        per_circuit = len(rows) // k
+        rows = [torch.cat(rows[c * per_circuit : (c + 1) * per_circuit], dim=1) for c in range(k)]
+    return torch.cat(rows, dim=0) if len(rows) > 1 else rows[0]
+
+
+def _simulate_chunk(
+    plan: Plan,
+    inputs: torch.Tensor,
+    cluster_units: list[torch.Tensor],
+    full_units: list[torch.Tensor],
+    dtype: torch.dtype,
+    chunk_amplitudes: int,
+) -> torch.Tensor:
+    """:func:`simulate` on one chunk, given the pass unitaries of its circuits: (K', N', n_wires)."""
     clusters = {(w,): q for w, q in enumerate(_encode(inputs, plan, dtype))}
-    for p in plan.cluster_passes:
-        _cluster_pass(p, pass_unitaries(p, real_weights, dtype), clusters)
+    for p, u in zip(plan.cluster_passes, cluster_units, strict=True):
+        _cluster_pass(p, u, clusters)
     if plan.passes:
         full = _materialize(clusters, plan.n_wires)
-        unitaries = [pass_unitaries(p, real_weights, dtype) for p in plan.passes]
-        out = _FullStateExpvals.apply(plan, chunk_amplitudes, full, *unitaries)
+        out = _FullStateExpvals.apply(plan, chunk_amplitudes, full, *full_units)
     else:
         out = _readout(plan, clusters)
     return out.transpose(1, 2)
