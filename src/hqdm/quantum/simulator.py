@@ -678,7 +678,7 @@ def simulate(
     k, n = inputs.shape[0], inputs.shape[1]
     rows = []
     # the cluster stage is many small elementwise ops: run it on cache-sized (circuit, sample) chunks
-    for kc, nc in _chunks(k, n, 0, sample_chunk):
+    for kc, nc in _chunks(k, n, 0, sample_chunk):  # n_wires 0: one "amplitude" per sample
         rows.append(
             _simulate_chunk(
                 plan,
