@@ -388,11 +388,8 @@ def _relayout(plan: Plan, states: torch.Tensor, src: tuple[int, ...], dst: tuple
 def _z_signs(plan: Plan, layout: tuple[int, ...]) -> torch.Tensor:
     """(n_wires, 2**n) matrix of the eigenvalue of Z_w on each basis state in ``layout`` order."""
     wires = plan.memory_wires(layout)
-    n = len(wires)
-    index = torch.arange(1 << n)
-    signs = torch.empty(n, 1 << n, dtype=torch.float64)
-    for position, w in enumerate(wires):
-        signs[w] = 1.0 - 2.0 * ((index >> (n - 1 - position)) & 1)
+    signs = torch.empty(len(wires), 1 << len(wires), dtype=torch.float64)
+    signs[wires] = _cluster_signs(len(wires))  # row of memory position p -> row of the wire stored there
     return signs
 
 
