@@ -291,13 +291,15 @@ def test_cuda_matches_cpu():
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-5)
 
 
-@pytest.mark.parametrize("ansatz", ["hqconv", "fqconv"])
-def test_chunked_and_threaded_simulation_equals_one_chunk(ansatz):
+@pytest.mark.parametrize(("ansatz", "layers"), [("hqconv", 3), ("hqconv", 5), ("fqconv", 3)])
+def test_chunked_and_threaded_simulation_equals_one_chunk(ansatz, layers):
     """Many small chunks (on a thread pool when torch has several threads) give the same values and grads."""
     from hqdm.quantum.circuits import build_circuit
     from hqdm.quantum.simulator import compile_circuit, simulate
 
-    plan = compile_circuit(build_circuit(ansatz, 3))
+    plan = compile_circuit(build_circuit(ansatz, layers))
+    if layers == 5:  # past the rank cap: the full-state stage and its chunks are exercised
+        assert plan.parts[0].plan.passes
     g = torch.Generator().manual_seed(7)
     x = torch.rand(3, 10, 12, generator=g, dtype=torch.float64) * 6 - 3
     w = torch.rand(3, plan.n_weights, generator=g, dtype=torch.float64) * 6
@@ -317,25 +319,77 @@ def test_chunked_and_threaded_simulation_equals_one_chunk(ansatz):
         assert torch.allclose(a, b, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("ansatz", ["hqconv", "fqconv", "basic"])
-def test_low_rank_stage_length_changes_nothing(ansatz):
+def test_low_rank_stage_length_changes_nothing():
     """Plans that multiply the clusters out sooner or later (rank caps 1-64) give equal values and grads."""
     from hqdm.quantum.circuits import build_circuit
     from hqdm.quantum.simulator import compile_circuit, simulate
 
-    circuit = build_circuit(ansatz, 4)
+    circuit = build_circuit("hqconv", 4)
     g = torch.Generator().manual_seed(11)
     x = torch.rand(2, 5, circuit.n_wires, generator=g, dtype=torch.float64) * 6 - 3
     w = torch.rand(2, circuit.n_weights, generator=g, dtype=torch.float64) * 6
     results, stages = [], set()
     for cap in (1, 2, 4, 8, 64):
         plan = compile_circuit(circuit, cap)
-        stages.add(len(plan.cluster_passes))
+        stages.add(len(plan.parts[0].plan.cluster_passes))
         xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
         out = simulate(plan, xx, ww, dtype=torch.complex128)
         results.append((out, *torch.autograd.grad(out.cos().sum(), [xx, ww])))
-    if ansatz == "hqconv":
-        assert len(stages) >= 3  # the cap really moves the switch to the full state
+    assert len(stages) >= 3  # the cap really moves the switch to the full state
     for other in results[1:]:
         for a, b in zip(results[0], other, strict=True):
             assert torch.allclose(a, b, atol=1e-12, rtol=0)
+
+
+def test_independent_wire_sets_are_found_and_grouped():
+    """FQConv is four 3-wire circuits; reference-code HQConv one 3-wire circuit and nine bare wires."""
+    from hqdm.quantum.circuits import build_circuit
+    from hqdm.quantum.components import components
+
+    fq = components(build_circuit("fqconv", 2))
+    assert [c.wires for c in fq] == [((0, 4, 8), (1, 5, 9), (2, 6, 10), (3, 7, 11))]
+    assert fq[0].circuit.n_weights == 12
+    assert fq[0].weights[0] == (3, 7, 11, 15, 19, 23, 27, 31, 35, 39, 43, 47)  # wire 0's gates: angle 3 - j
+    ref = components(build_circuit("hqconv", 3, variant="reference-code"))
+    assert [c.wires for c in ref] == [((0, 4, 8),), tuple((w,) for w in (1, 2, 3, 5, 6, 7, 9, 10, 11))]
+    assert ref[1].circuit.gates == ()
+    for ansatz in ("hqconv", "basic"):
+        (whole,) = components(build_circuit(ansatz, 3))
+        assert whole.wires == (tuple(range(whole.circuit.n_wires)),)
+
+
+def test_circuit_of_unequal_independent_parts_matches_pennylane():
+    """Parts of different sizes, a weight shared across parts, an unused weight, RY encoding, CNOTs."""
+    from hqdm.quantum.circuits import Circuit, Gate
+    from hqdm.quantum.simulator import compile_circuit, simulate
+
+    gates = (
+        Gate("CRZ", (5, 0), 0),
+        Gate("RY", (3,), 1),
+        Gate("CRX", (0, 5), 2),
+        Gate("CNOT", (1, 3)),
+        Gate("RX", (4,), 0),  # weight 0 again, on another part
+        Gate("CRX", (3, 1), 4),  # weight 3 is never used
+        Gate("RZ", (1,), 5),
+        Gate("RX", (2,), 5),  # wires 2 and 4 are alike: one part of two copies
+    )
+    circuit = Circuit(6, gates, 6, "parts", encoding="RY")
+    assert len(compile_circuit(circuit).parts) == 3  # {0, 5}, {1, 3}, and {2}, {4} together
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(7, 6, generator=g, dtype=torch.float64) * 6 - 3
+    w = torch.rand(6, generator=g, dtype=torch.float64) * 6
+    probe = torch.randn(7, 6, generator=g, dtype=torch.float64)
+    apply = to_pennylane(circuit)
+
+    @qml.qnode(qml.device("default.qubit", wires=6), interface="torch", diff_method="backprop")
+    def reference(x, w):
+        apply(x, w)
+        return [qml.expval(qml.PauliZ(i)) for i in range(6)]
+
+    def ours(x, w):
+        return simulate(compile_circuit(circuit), x[None], w[None], dtype=torch.complex128)[0]
+
+    expected = _value_and_grads(lambda x, w: torch.stack(reference(x, w), -1), x, w, probe)
+    for a, b in zip(_value_and_grads(ours, x, w, probe), expected, strict=True):
+        assert torch.allclose(a, b, atol=1e-10, rtol=0)
+    assert expected[2][3] == 0  # the unused weight

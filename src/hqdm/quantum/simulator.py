@@ -9,16 +9,21 @@ How it is fast (see ``docs/performance.md`` for measurements):
   in it: a 12-qubit HQConv layer becomes three passes, an FQConv layer three passes.
 * **Clusters before the full state.** The encoding is a product state. Until a pass entangles the last
   groups together, passes run on the small states of the clusters of groups they touch (16 or 256
-  amplitudes per sample, ordinary autograd).
+  amplitudes per sample, ordinary autograd). A pass whose gates share one target acts on that wire alone
+  (a 2x2 per control value) once its group is one cluster.
 * **Low-rank states after that.** A pass that would join the last clusters through control wires is
   applied once per value of its outside controls instead: the state becomes a short sum of products
   ``sum_r cluster_1[r] (x) cluster_2[r] ...`` (the control cluster projected on each value), its rank
   multiplied by ``2**controls``. Passes inside one cluster stay cheap: a 3-layer HQConv circuit ends with 8
   terms of 16 + 256 amplitudes and never builds its 4096-amplitude state; ``<Z>`` comes from the clusters'
   Gram matrices. Once the rank would exceed ``RANK_CAP`` the clusters are multiplied out into the full
-  state (deeper HQConv circuits, FQConv, whose coupling passes have four control wires).
-* **Sample chunks.** The cluster stage runs on a few hundred (circuit, sample) pairs at a time (ordinary
-  autograd); the full-state stage chunks on its own.
+  state (deeper HQConv circuits).
+* **Independent parts.** A circuit whose wires split into sets that no gate connects is simulated as
+  separate smaller circuits (:mod:`hqdm.quantum.components`); alike parts run as extra circuits of one
+  call. FQConv is four 3-qubit circuits this way.
+* **Sample chunks on threads.** The cluster stage runs on a few hundred (circuit, sample) pairs at a time,
+  one chunk per thread, each with its own autograd graph (backward in parallel too); the full-state stage
+  chunks on its own.
 * **Batch-last layout.** The state is ``(circuits, 2**n, samples)``, so each pass is a few large GEMMs.
   Passes whose control wires lie after their group in memory first move that group to the end (one copy).
 * **Adjoint backward.** Only the final states are kept; the backward pass walks the passes in reverse,
@@ -38,6 +43,7 @@ from functools import cache
 import torch
 
 from hqdm.quantum.circuits import Circuit, Gate
+from hqdm.quantum.components import components
 
 GROUP_SIZE = 4
 MAX_CONTROLS = 4
@@ -45,7 +51,7 @@ MAX_CONTROLS = 4
 RANK_CAP = 8
 #: amplitudes per chunk of the batch (complex64: 4 MiB)
 CHUNK_AMPLITUDES = 1 << 19
-#: samples per call of the cluster stage
+#: (circuit, sample) pairs per call of the cluster stage, at least (more for small circuits)
 SAMPLE_CHUNK = 512
 #: the rotation axis of each parametrised gate's 2x2 block (index into ``_rotations``' stack)
 ROTATION_AXIS = {"RX": 0, "CRX": 0, "RY": 1, "RZ": 2, "CRZ": 2}
@@ -93,8 +99,8 @@ class Pass:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """How one circuit is simulated: cluster passes on small product factors, then full-state passes."""
+class ConnectedPlan:
+    """How one connected circuit is simulated: cluster passes on small factors, then full-state passes."""
 
     n_wires: int
     n_weights: int
@@ -248,8 +254,7 @@ def _split_cluster_stage(specs: list[_PassSpec], groups: list[tuple[int, ...]], 
     return factors
 
 
-@cache
-def compile_circuit(circuit: Circuit, rank_cap: int = RANK_CAP) -> Plan:
+def _compile_connected(circuit: Circuit, rank_cap: int) -> ConnectedPlan:
     """Fuse a circuit's gates into passes; those until the state would exceed ``rank_cap`` product terms
     run on clusters, the rest on the full state."""
     groups = _groups(circuit.n_wires)
@@ -258,20 +263,81 @@ def compile_circuit(circuit: Circuit, rank_cap: int = RANK_CAP) -> Plan:
     cluster_specs, full_specs = specs[: len(factors)], specs[len(factors) :]
     shapes = [_block_and_controls(s, groups) for s in full_specs]
     layouts = _layouts(full_specs, [b for b, _ in shapes], groups)
-    return Plan(
+    return ConnectedPlan(
         n_wires=circuit.n_wires,
         n_weights=circuit.n_weights,
         encoding=circuit.encoding,
         groups=tuple(groups),
         cluster_passes=tuple(
-            _compile_pass(s, groups[s.group], s.controls, groups, None, factor)
-            for s, factor in zip(cluster_specs, factors, strict=True)
+            _compile_pass(s, block, controls, groups, None, factor)
+            for s, (block, controls), factor in zip(
+                cluster_specs, _cluster_blocks(cluster_specs, groups), factors, strict=True
+            )
         ),
         passes=tuple(
             _compile_pass(s, block, controls, groups, layout)
             for s, (block, controls), layout in zip(full_specs, shapes, layouts, strict=True)
         ),
     )
+
+
+def _cluster_blocks(
+    specs: list[_PassSpec], groups: list[tuple[int, ...]]
+) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Block and controls of each cluster pass: a single-target pass on a group that an earlier pass
+    already made one cluster acts on its target wire alone (a 2x2 per control value, not a 16x16)."""
+    touched: set[int] = set()
+    result = []
+    for spec in specs:
+        result.append(
+            _block_and_controls(spec, groups)
+            if spec.group in touched
+            else (groups[spec.group], spec.controls)
+        )
+        touched.add(spec.group)
+    return result
+
+
+@dataclass(frozen=True)
+class Part:
+    """Copies of one connected sub-circuit: ``wires`` (copies, m) and ``weights`` (copies, L) index the
+    inputs and weights of the whole circuit (see :class:`hqdm.quantum.components.Component`)."""
+
+    plan: ConnectedPlan
+    wires: torch.Tensor
+    weights: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a circuit is simulated: each independent part on its own; ``order`` puts their outputs back
+    in wire order (``None`` when the circuit is one part covering every wire and weight in order)."""
+
+    n_wires: int
+    n_weights: int
+    parts: tuple[Part, ...]
+    order: torch.Tensor | None
+
+
+@cache
+def compile_circuit(circuit: Circuit, rank_cap: int = RANK_CAP) -> Plan:
+    """Split a circuit into independent sub-circuits (:func:`components`) and compile each once."""
+    found = components(circuit)
+    parts = tuple(
+        Part(
+            _compile_connected(c.circuit, rank_cap),
+            torch.tensor(c.wires, dtype=torch.long),
+            torch.tensor(c.weights, dtype=torch.long).reshape(len(c.weights), c.circuit.n_weights),
+        )
+        for c in found
+    )
+    whole = (
+        len(found) == 1
+        and found[0].wires == (tuple(range(circuit.n_wires)),)
+        and found[0].weights == (tuple(range(circuit.n_weights)),)
+    )
+    order = None if whole else torch.argsort(torch.cat([p.wires.flatten() for p in parts]))
+    return Plan(circuit.n_wires, circuit.n_weights, parts, order)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -374,7 +440,9 @@ def _unitary_grad(p: Pass, lam_out: torch.Tensor, psi_in: torch.Tensor) -> torch
     return torch.stack(entries, -1).squeeze(-2).unflatten(-1, (2, 2))
 
 
-def _relayout(plan: Plan, states: torch.Tensor, src: tuple[int, ...], dst: tuple[int, ...]) -> torch.Tensor:
+def _relayout(
+    plan: ConnectedPlan, states: torch.Tensor, src: tuple[int, ...], dst: tuple[int, ...]
+) -> torch.Tensor:
     if src == dst:
         return states
     s, k, _, n = states.shape
@@ -385,7 +453,7 @@ def _relayout(plan: Plan, states: torch.Tensor, src: tuple[int, ...], dst: tuple
 
 
 @cache
-def _z_signs(plan: Plan, layout: tuple[int, ...]) -> torch.Tensor:
+def _z_signs(plan: ConnectedPlan, layout: tuple[int, ...]) -> torch.Tensor:
     """(n_wires, 2**n) matrix of the eigenvalue of Z_w on each basis state in ``layout`` order."""
     wires = plan.memory_wires(layout)
     signs = torch.empty(len(wires), 1 << len(wires), dtype=torch.float64)
@@ -402,7 +470,9 @@ def _chunks(k: int, n: int, n_wires: int, chunk_amplitudes: int) -> list[tuple[s
     return [(slice(c, c + circuits), slice(0, n)) for c in range(0, k, circuits)]
 
 
-def _forward_chunk(plan: Plan, views: list[torch.Tensor], state: torch.Tensor, kc: slice) -> torch.Tensor:
+def _forward_chunk(
+    plan: ConnectedPlan, views: list[torch.Tensor], state: torch.Tensor, kc: slice
+) -> torch.Tensor:
     """The final state (K', 2**n, N') of one chunk, in the last pass's layout."""
     state = state[None]
     layout = tuple(range(len(plan.groups)))
@@ -413,7 +483,7 @@ def _forward_chunk(plan: Plan, views: list[torch.Tensor], state: torch.Tensor, k
 
 
 def _backward_chunk(
-    plan: Plan, adjoints: list[torch.Tensor], psi: torch.Tensor, lam: torch.Tensor, kc: slice
+    plan: ConnectedPlan, adjoints: list[torch.Tensor], psi: torch.Tensor, lam: torch.Tensor, kc: slice
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Un-apply the passes to (psi, lam): the adjoint of the chunk's initial state and each pass's dL/dU."""
     pair = torch.stack([psi, lam])
@@ -455,7 +525,9 @@ class _FullStateExpvals(torch.autograd.Function):
     """<Z> of every wire after the full-state passes, with an adjoint (uncompute) backward."""
 
     @staticmethod
-    def forward(ctx, plan: Plan, chunk_amplitudes: int, initial: torch.Tensor, *unitaries: torch.Tensor):
+    def forward(
+        ctx, plan: ConnectedPlan, chunk_amplitudes: int, initial: torch.Tensor, *unitaries: torch.Tensor
+    ):
         k, _, n = initial.shape
         views = [_broadcast(u, p) for u, p in zip(unitaries, plan.passes, strict=True)]
         signs = _z_signs(plan, plan.passes[-1].layout).to(initial.real)
@@ -474,7 +546,7 @@ class _FullStateExpvals(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        plan: Plan = ctx.plan
+        plan: ConnectedPlan = ctx.plan
         adjoints = [_adjoint(v) for v in ctx.views]
         signs = _z_signs(plan, plan.passes[-1].layout).to(grad_out)
         initial_grad = grad_out.new_empty(
@@ -503,7 +575,7 @@ def _adjoint(u: torch.Tensor) -> torch.Tensor:
     return torch.conj_physical(u).transpose(-1, -2).contiguous()
 
 
-def _encode(inputs: torch.Tensor, plan: Plan, dtype: torch.dtype) -> list[torch.Tensor]:
+def _encode(inputs: torch.Tensor, plan: ConnectedPlan, dtype: torch.dtype) -> list[torch.Tensor]:
     """RX(x)|0> = [cos, -i sin] or RY(x)|0> = [cos, sin] (of x/2) per wire: a list of (K, 1, 2, N) states
     (axis 1 is the rank of a cluster, see ``_cluster_pass``)."""
     half = inputs.transpose(1, 2).to(dtype.to_real()) / 2
@@ -622,7 +694,7 @@ def _materialize(clusters: dict[tuple[int, ...], torch.Tensor], n_wires: int) ->
     return full.reshape(full.shape[0], 1 << n_wires, full.shape[-1])
 
 
-def _readout(plan: Plan, clusters: dict[tuple[int, ...], torch.Tensor]) -> torch.Tensor:
+def _readout(plan: ConnectedPlan, clusters: dict[tuple[int, ...], torch.Tensor]) -> torch.Tensor:
     """<Z_i> (K, n_wires, N) from the clusters when no full-state pass is left, without the full state.
 
     With rank terms ``psi = sum_r prod_c T_c[r]``, the probabilities of cluster c's basis states are
@@ -661,39 +733,110 @@ def simulate(
     *,
     dtype: torch.dtype = torch.complex64,
     chunk_amplitudes: int = CHUNK_AMPLITUDES,
-    sample_chunk: int = SAMPLE_CHUNK,
+    sample_chunk: int | None = None,
 ) -> torch.Tensor:
     """<Z_i> for K circuits of one structure: inputs (K, N, n_wires) RX angles, weights (K, n_weights).
 
     Returns (K, N, n_wires) in the real dtype matching ``dtype`` (complex64 -> float32).
     Differentiable with respect to inputs and weights. No argument checking: see :func:`hqdm.quantum.expvals`.
+    ``sample_chunk``: (circuit, sample) pairs per call of the cluster stage; by default ``SAMPLE_CHUNK``, or
+    more for small circuits, up to ``chunk_amplitudes`` amplitudes of the full state.
     """
+    options = {"dtype": dtype, "chunk_amplitudes": chunk_amplitudes, "sample_chunk": sample_chunk}
+    if plan.order is None:
+        return _simulate_connected(plan.parts[0].plan, inputs, weights, **options)
+    k, n = inputs.shape[0], inputs.shape[1]
+    outputs = []
+    for part in plan.parts:
+        copies, m = part.wires.shape
+        # copies run as extra circuits: (K, N, copies * m) -> (K * copies, N, m)
+        x = inputs[:, :, part.wires.flatten().to(inputs.device)].unflatten(2, (copies, m))
+        x = x.permute(0, 2, 1, 3).reshape(k * copies, n, m)
+        w = weights[:, part.weights.flatten().to(weights.device)].reshape(k * copies, part.weights.shape[1])
+        z = _simulate_connected(part.plan, x, w, **options)
+        outputs.append(z.reshape(k, copies, n, m).permute(0, 2, 1, 3).reshape(k, n, copies * m))
+    return torch.cat(outputs, dim=2)[:, :, plan.order.to(inputs.device)]
+
+
+def _simulate_connected(
+    plan: ConnectedPlan,
+    inputs: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    dtype: torch.dtype,
+    chunk_amplitudes: int,
+    sample_chunk: int | None,
+) -> torch.Tensor:
+    """:func:`simulate` for one connected circuit."""
+    k, n = inputs.shape[0], inputs.shape[1]
+    if sample_chunk is None:  # enough chunks to keep every thread busy
+        sample_chunk = max(SAMPLE_CHUNK, chunk_amplitudes >> plan.n_wires)
+        sample_chunk = min(sample_chunk, -(-k * n // torch.get_num_threads()))
     real_weights = weights.to(dtype.to_real())
     # once per call, not per chunk: the gate products of every pass and their autograd graphs
-    cluster_units = [pass_unitaries(p, real_weights, dtype) for p in plan.cluster_passes]
-    full_units = [pass_unitaries(p, real_weights, dtype) for p in plan.passes]
-    k, n = inputs.shape[0], inputs.shape[1]
-    rows = []
-    # the cluster stage is many small elementwise ops: run it on cache-sized (circuit, sample) chunks
-    for kc, nc in _chunks(k, n, 0, sample_chunk):  # n_wires 0: one "amplitude" per sample
-        rows.append(
-            _simulate_chunk(
-                plan,
-                inputs[kc, nc],
-                [u[kc] for u in cluster_units],
-                [u[kc] for u in full_units],
-                dtype,
-                chunk_amplitudes,
-            )
-        )
-    if n > sample_chunk:  # chunks of one circuit along the samples
-        per_circuit = len(rows) // k
-        rows = [torch.cat(rows[c * per_circuit : (c + 1) * per_circuit], dim=1) for c in range(k)]
-    return torch.cat(rows, dim=0) if len(rows) > 1 else rows[0]
+    units = [pass_unitaries(p, real_weights, dtype) for p in (*plan.cluster_passes, *plan.passes)]
+    split = len(plan.cluster_passes)
+
+    def work(chunk: tuple[slice, slice], tensors: list[torch.Tensor]) -> torch.Tensor:
+        (kc, nc), (x, *us) = chunk, tensors
+        cluster_units, full_units = [u[kc] for u in us[:split]], [u[kc] for u in us[split:]]
+        return _simulate_chunk(plan, x[kc, nc], cluster_units, full_units, dtype, chunk_amplitudes)
+
+    # the cluster stage is many small ops that parallelise poorly inside one op: run it on cache-sized
+    # (circuit, sample) chunks, one chunk per thread
+    chunks = _chunks(k, n, 0, sample_chunk)  # n_wires 0: one "amplitude" per sample
+    tensors = [inputs, *units]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return _ThreadedChunks.apply(work, chunks, *tensors)
+    return _gather(chunks, _map_chunks(lambda c: work(c, tensors), chunks), inputs)
+
+
+def _gather(
+    chunks: list[tuple[slice, slice]], parts: list[torch.Tensor], inputs: torch.Tensor
+) -> torch.Tensor:
+    """The chunks' (K', N', n_wires) results in one (K, N, n_wires) tensor, for inputs (K, N, n_wires)."""
+    out = parts[0].new_empty(inputs.shape)
+    for (kc, nc), part in zip(chunks, parts, strict=True):
+        out[kc, nc] = part
+    return out
+
+
+class _ThreadedChunks(torch.autograd.Function):
+    """``work(chunk, tensors)`` over chunks on a thread pool, each chunk with its own autograd graph.
+
+    torch's autograd runs one backward at a time per call; here every chunk's backward is a separate
+    ``torch.autograd.grad`` on its own thread, so the backward of the cluster stage is parallel too.
+    """
+
+    @staticmethod
+    def forward(ctx, work, chunks, *tensors: torch.Tensor) -> torch.Tensor:
+        def run(chunk):
+            with torch.enable_grad():
+                leaves = [t.detach().requires_grad_(t.requires_grad) for t in tensors]
+                return leaves, work(chunk, leaves)
+
+        ctx.graphs, ctx.chunks = _map_chunks(run, chunks), chunks
+        return _gather(chunks, [result.detach() for _, result in ctx.graphs], tensors[0])
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        def run(index: int) -> list[torch.Tensor | None]:
+            (kc, nc), (leaves, result) = ctx.chunks[index], ctx.graphs[index]
+            wanted = [leaf for leaf in leaves if leaf.requires_grad]
+            grads = iter(torch.autograd.grad(result, wanted, grad_out[kc, nc], allow_unused=True))
+            return [next(grads) if leaf.requires_grad else None for leaf in leaves]
+
+        totals: list[torch.Tensor | None] = [None] * len(ctx.graphs[0][0])
+        for grads in _map_chunks(run, list(range(len(ctx.chunks)))):
+            for i, g in enumerate(grads):
+                if g is not None:
+                    totals[i] = g if totals[i] is None else totals[i] + g
+        ctx.graphs = None
+        return (None, None, *totals)
 
 
 def _simulate_chunk(
-    plan: Plan,
+    plan: ConnectedPlan,
     inputs: torch.Tensor,
     cluster_units: list[torch.Tensor],
     full_units: list[torch.Tensor],
