@@ -39,6 +39,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 
 import torch
 
@@ -470,6 +471,18 @@ def _chunks(k: int, n: int, n_wires: int, chunk_amplitudes: int) -> list[tuple[s
     return [(slice(c, c + circuits), slice(0, n)) for c in range(0, k, circuits)]
 
 
+def _balanced_chunks(k: int, n: int, pairs: int, threads: int) -> list[tuple[slice, slice]]:
+    """At most about ``pairs`` (circuit, sample) pairs per chunk, in a multiple of ``threads`` chunks of
+    near-equal size when whole circuits can be split that way: with 4 chunks of 512, 512, 512 and 128
+    pairs, two threads would wait for the third big one."""
+    count = -(-k * n // pairs)
+    count = -(-count // threads) * threads
+    if n > pairs or count > k:
+        return _chunks(k, n, 0, pairs)  # n_wires 0: one "amplitude" per sample
+    bounds = [k * i // count for i in range(count + 1)]
+    return [(slice(a, b), slice(0, n)) for a, b in pairwise(bounds) if b > a]
+
+
 def _forward_chunk(
     plan: ConnectedPlan, views: list[torch.Tensor], state: torch.Tensor, kc: slice
 ) -> torch.Tensor:
@@ -704,7 +717,8 @@ def _readout(plan: ConnectedPlan, clusters: dict[tuple[int, ...], torch.Tensor])
     """
     # (K, N, R, 2**len(ws)) per cluster
     flat = {ws: t.flatten(2, -2).permute(0, 3, 1, 2).contiguous() for ws, t in clusters.items()}
-    grams = {ws: torch.conj_physical(t) @ t.transpose(-1, -2) for ws, t in flat.items()}  # [s, r]
+    # G[s, r] = conj((T T^H)[s, r]): BLAS conjugates the transposed operand itself, no copy of T
+    grams = {ws: torch.conj_physical(t @ t.mH) for ws, t in flat.items()}
     per_wire = {}
     for ws, t in flat.items():
         weight = None  # W_c[s, r] layout, matching ``grams``
@@ -712,7 +726,9 @@ def _readout(plan: ConnectedPlan, clusters: dict[tuple[int, ...], torch.Tensor])
             if other != ws:
                 weight = gram if weight is None else weight * gram
         mixed = t if weight is None else weight @ t  # sum_r W[r, s] T[r, i]
-        probs = (mixed * torch.conj_physical(t)).real.sum(2)  # (K, N, 2**len(ws))
+        probs = torch.linalg.vecdot(
+            t, mixed, dim=2
+        ).real  # sum_s conj T[s, i] mixed[s, i]: (K, N, 2**len(ws))
         expvals = probs @ _cluster_signs(len(ws)).to(probs).T  # (K, N, len(ws))
         for w, row in zip(ws, expvals.unbind(2), strict=True):
             per_wire[w] = row
@@ -769,9 +785,8 @@ def _simulate_connected(
 ) -> torch.Tensor:
     """:func:`simulate` for one connected circuit."""
     k, n = inputs.shape[0], inputs.shape[1]
-    if sample_chunk is None:  # enough chunks to keep every thread busy
+    if sample_chunk is None:
         sample_chunk = max(SAMPLE_CHUNK, chunk_amplitudes >> plan.n_wires)
-        sample_chunk = min(sample_chunk, -(-k * n // torch.get_num_threads()))
     real_weights = weights.to(dtype.to_real())
     # once per call, not per chunk: the gate products of every pass and their autograd graphs
     units = [pass_unitaries(p, real_weights, dtype) for p in (*plan.cluster_passes, *plan.passes)]
@@ -784,7 +799,7 @@ def _simulate_connected(
 
     # the cluster stage is many small ops that parallelise poorly inside one op: run it on cache-sized
     # (circuit, sample) chunks, one chunk per thread
-    chunks = _chunks(k, n, 0, sample_chunk)  # n_wires 0: one "amplitude" per sample
+    chunks = _balanced_chunks(k, n, sample_chunk, torch.get_num_threads())
     tensors = [inputs, *units]
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return _ThreadedChunks.apply(work, chunks, *tensors)
