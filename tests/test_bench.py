@@ -104,3 +104,25 @@ def test_quantum_benchmark_rows_with_torchquantum(monkeypatch):
         for _, kwargs in calls
         if kwargs.get("engine") == "torchquantum"
     )
+
+
+def test_train_step_rounds_compare_each_model_with_its_own_rounds_unet(monkeypatch):
+    """Round r's ratio uses round r's U-Net; the table reports medians and the range."""
+    seconds = iter([2.0, 3.0, 4.0, 4.4, 3.0, 3.9])  # round by round: unet, qvunet-1hq
+    calls = []
+
+    def fake(kind, extra_env=None, **kwargs):
+        calls.append(kwargs["model_name"])
+        return {"seconds": next(seconds), "peak_mb": 5.0, "params": 10, "quantum_params": 1}
+
+    monkeypatch.setattr(bench, "_subprocess", fake)
+    lines = []
+    results = bench.train_step_benchmark(("qvunet-1hq",), seconds=0, rounds=3, echo=lines.append)
+    assert calls == ["unet", "qvunet-1hq"] * 3
+    assert results["qvunet-1hq"]["ratios"] == [1.5, 1.1, 1.3]
+    assert results["qvunet-1hq"]["ratio"] == 1.3
+    assert results["qvunet-1hq"]["seconds"] == 3.9
+    row = next(line for line in lines if line.startswith("| qvunet-1hq"))
+    assert "| 1.30x | 1.10-1.50x |" in row
+    assert lines[-4].count("|") == lines[-3].count("|") == row.count("|")  # header, rule and rows agree
+    assert sum(line.startswith("# round") for line in lines) == 3

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import threading
@@ -529,11 +530,16 @@ def train_step_benchmark(
     seconds: float = 10.0,
     sample_steps: int = 0,
     sample_batch: int = 32,
+    rounds: int = 1,
     echo: Callable[[str], None] = print,
 ) -> dict[str, dict]:
     """Forward + backward + Adam step of every registered model, as a ratio to the classical U-Net.
 
-    With ``sample_steps`` > 0 also DDIM sampling images/s at that many steps (batch ``sample_batch``).
+    ``rounds`` > 1 measures the U-Net and every model that many times, in turn; each round's ratios use
+    that round's U-Net, and the table gives the medians and the range of the ratios. Load from outside
+    drifts over minutes, so a model is compared with a U-Net measured close to it.
+    With ``sample_steps`` > 0 also DDIM sampling images/s at that many steps (batch ``sample_batch``),
+    measured once.
     """
     from hqdm.models import list_models
 
@@ -541,22 +547,43 @@ def train_step_benchmark(
     if "unet" in names:
         names.remove("unet")
     names.insert(0, "unet")
-    echo(f"# training step benchmark, batch {batch} ({machine_line()})")
+    echo(f"# training step benchmark, batch {batch}, {rounds} round(s) ({machine_line()})")
+    measured: dict[str, list[dict]] = {name: [] for name in names}
+    for index in range(rounds):
+        for name in names:
+            measured[name].append(
+                _subprocess("measure_train_step", model_name=name, batch=batch, seconds=seconds)
+            )
+        if rounds > 1:
+            times = ", ".join(f"{name} {runs[-1]['seconds']:.2f} s" for name, runs in measured.items())
+            echo(f"# round {index + 1}/{rounds}: {times}")
+    spread = " ratio range |" if rounds > 1 else ""
     sampling = f" DDIM-{sample_steps} images/s (batch {sample_batch}) |" if sample_steps else ""
-    echo(f"| model | params (quantum) | seconds/step | ratio to unet | train images/s | peak MB |{sampling}")
-    echo("|---|---:|---:|---:|---:|---:|" + ("---:|" if sample_steps else ""))
+    echo(
+        f"| model | params (quantum) | seconds/step | ratio to unet |{spread} train images/s | peak MB |"
+        f"{sampling}"
+    )
+    echo(
+        "|---|---:|---:|---:|"
+        + ("---:|" if rounds > 1 else "")
+        + "---:|---:|"
+        + ("---:|" if sample_steps else "")
+    )
     results: dict[str, dict] = {}
-    for name in names:
-        result = _subprocess("measure_train_step", model_name=name, batch=batch, seconds=seconds)
+    for name, runs in measured.items():
+        ratios = [run["seconds"] / unet["seconds"] for run, unet in zip(runs, measured["unet"], strict=True)]
+        result = {**runs[0], "seconds": statistics.median(r["seconds"] for r in runs)}
+        result.update(ratio=statistics.median(ratios), ratios=ratios, peak_mb=max(r["peak_mb"] for r in runs))
         if sample_steps:
             result["sampling"] = _subprocess(
                 "measure_sampling", model_name=name, batch=sample_batch, steps=sample_steps
             )
         results[name] = result
-        ratio = result["seconds"] / results["unet"]["seconds"]
+        ranges = f" {min(ratios):.2f}-{max(ratios):.2f}x |" if rounds > 1 else ""
         extra = f" {result['sampling']['images_per_s']:.2f} |" if sample_steps else ""
         echo(
             f"| {name} | {result['params']:,} ({result['quantum_params']:,}) | {result['seconds']:.2f} | "
-            f"{ratio:.2f}x | {batch / result['seconds']:.1f} | {result['peak_mb']:,.0f} |{extra}"
+            f"{result['ratio']:.2f}x |{ranges} {batch / result['seconds']:.1f} | "
+            f"{result['peak_mb']:,.0f} |{extra}"
         )
     return results

@@ -228,6 +228,9 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
     step.add_argument("--seconds", type=float, default=10.0, help="minimum timing per model")
     step.add_argument("--sample-steps", type=int, default=0, help="also time DDIM sampling with N steps")
     step.add_argument("--sample-batch", type=int, default=32, help="images per DDIM sampling run")
+    step.add_argument(
+        "--rounds", type=int, default=1, help="measure every model this many times, in turn; report medians"
+    )
 
     def run(args: argparse.Namespace) -> int:
         from hqdm import bench
@@ -250,7 +253,7 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
             models = tuple(args.models.split(",")) if args.models else None
             bench.train_step_benchmark(
                 models, batch=args.batch, seconds=args.seconds,
-                sample_steps=args.sample_steps, sample_batch=args.sample_batch,
+                sample_steps=args.sample_steps, sample_batch=args.sample_batch, rounds=args.rounds,
             )  # fmt: skip
         return 0
 
