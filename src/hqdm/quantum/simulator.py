@@ -472,15 +472,16 @@ def _chunks(k: int, n: int, n_wires: int, chunk_amplitudes: int) -> list[tuple[s
 
 
 def _balanced_chunks(k: int, n: int, pairs: int, threads: int) -> list[tuple[slice, slice]]:
-    """At most about ``pairs`` (circuit, sample) pairs per chunk, in a multiple of ``threads`` chunks of
-    near-equal size when whole circuits can be split that way: with 4 chunks of 512, 512, 512 and 128
-    pairs, two threads would wait for the third big one."""
+    """Chunks of at most about ``pairs`` (circuit, sample) pairs, a multiple of ``threads`` of them, of
+    near-equal size: whole circuits when there are enough of them, else equal sample ranges of each
+    circuit. (With 4 chunks of 512, 512, 512 and 128 pairs, two threads would wait for the third big one.)"""
     count = -(-k * n // pairs)
     count = -(-count // threads) * threads
-    if n > pairs or count > k:
-        return _chunks(k, n, 0, pairs)  # n_wires 0: one "amplitude" per sample
-    bounds = [k * i // count for i in range(count + 1)]
-    return [(slice(a, b), slice(0, n)) for a, b in pairwise(bounds) if b > a]
+    if count <= k:
+        bounds = [k * i // count for i in range(count + 1)]
+        return [(slice(a, b), slice(0, n)) for a, b in pairwise(bounds) if b > a]
+    step = -(-n // -(-count // k))
+    return [(slice(c, c + 1), slice(s, s + step)) for c in range(k) for s in range(0, n, step)]
 
 
 def _forward_chunk(
