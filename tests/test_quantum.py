@@ -393,3 +393,24 @@ def test_circuit_of_unequal_independent_parts_matches_pennylane():
     for a, b in zip(_value_and_grads(ours, x, w, probe), expected, strict=True):
         assert torch.allclose(a, b, atol=1e-10, rtol=0)
     assert expected[2][3] == 0  # the unused weight
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "pairs", "threads", "expected"),
+    [
+        (13, 128, 512, 2, [3 * 128, 3 * 128, 3 * 128, 4 * 128]),  # whole circuits, not 4 + 4 + 4 + 1
+        (7, 128, 512, 2, [3 * 128, 4 * 128]),
+        (1, 128, 512, 2, [64, 64]),  # one circuit: its samples split over the threads
+        (1, 6272, 512, 2, [448] * 14),  # not 12 x 512 + 128
+        (3, 10, 3, 2, [3, 3, 3, 1] * 3),
+    ],
+)
+def test_cluster_chunks_cover_every_pair_once_in_even_shares(k, n, pairs, threads, expected):
+    from hqdm.quantum.simulator import _balanced_chunks
+
+    chunks = _balanced_chunks(k, n, pairs, threads)
+    covered = torch.zeros(k, n, dtype=torch.long)
+    for kc, nc in chunks:
+        covered[kc, nc] += 1
+    assert bool((covered == 1).all())
+    assert [covered[kc, nc].numel() for kc, nc in chunks] == expected
