@@ -406,9 +406,9 @@ def test_circuit_of_unequal_independent_parts_matches_pennylane():
     ],
 )
 def test_cluster_chunks_cover_every_pair_once_in_even_shares(k, n, pairs, threads, expected):
-    from hqdm.quantum.simulator import _balanced_chunks
+    from hqdm.quantum.simulator import _chunks
 
-    chunks = _balanced_chunks(k, n, pairs, threads)
+    chunks = _chunks(k, n, pairs, threads)
     covered = torch.zeros(k, n, dtype=torch.long)
     for kc, nc in chunks:
         covered[kc, nc] += 1

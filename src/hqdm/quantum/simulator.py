@@ -462,16 +462,7 @@ def _z_signs(plan: ConnectedPlan, layout: tuple[int, ...]) -> torch.Tensor:
     return signs
 
 
-def _chunks(k: int, n: int, n_wires: int, chunk_amplitudes: int) -> list[tuple[slice, slice]]:
-    """(circuit, sample) slices whose states hold about ``chunk_amplitudes`` amplitudes."""
-    per_chunk = max(1, chunk_amplitudes >> n_wires)
-    if n >= per_chunk:
-        return [(slice(c, c + 1), slice(s, s + per_chunk)) for c in range(k) for s in range(0, n, per_chunk)]
-    circuits = max(1, per_chunk // n)
-    return [(slice(c, c + circuits), slice(0, n)) for c in range(0, k, circuits)]
-
-
-def _balanced_chunks(k: int, n: int, pairs: int, threads: int) -> list[tuple[slice, slice]]:
+def _chunks(k: int, n: int, pairs: int, threads: int) -> list[tuple[slice, slice]]:
     """Chunks of at most about ``pairs`` (circuit, sample) pairs, a multiple of ``threads`` of them, of
     near-equal size: whole circuits when there are enough of them, else equal sample ranges of each
     circuit. (With 4 chunks of 512, 512, 512 and 128 pairs, two threads would wait for the third big one.)"""
@@ -546,7 +537,7 @@ class _FullStateExpvals(torch.autograd.Function):
         views = [_broadcast(u, p) for u, p in zip(unitaries, plan.passes, strict=True)]
         signs = _z_signs(plan, plan.passes[-1].layout).to(initial.real)
         out = signs.new_empty(k, plan.n_wires, n)
-        chunks = _chunks(k, n, plan.n_wires, chunk_amplitudes)
+        chunks = _chunks(k, n, max(1, chunk_amplitudes >> plan.n_wires), torch.get_num_threads())
 
         def run(chunk: tuple[slice, slice]) -> torch.Tensor:
             kc, nc = chunk
@@ -800,7 +791,7 @@ def _simulate_connected(
 
     # the cluster stage is many small ops that parallelise poorly inside one op: run it on cache-sized
     # (circuit, sample) chunks, one chunk per thread
-    chunks = _balanced_chunks(k, n, sample_chunk, torch.get_num_threads())
+    chunks = _chunks(k, n, sample_chunk, torch.get_num_threads())
     tensors = [inputs, *units]
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return _ThreadedChunks.apply(work, chunks, *tensors)
