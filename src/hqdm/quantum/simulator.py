@@ -463,9 +463,10 @@ def _z_signs(plan: ConnectedPlan, layout: tuple[int, ...]) -> torch.Tensor:
 
 
 def _chunks(k: int, n: int, pairs: int, threads: int) -> list[tuple[slice, slice]]:
-    """Chunks of at most about ``pairs`` (circuit, sample) pairs, a multiple of ``threads`` of them, of
-    near-equal size: whole circuits when there are enough of them, else equal sample ranges of each
-    circuit. (With 4 chunks of 512, 512, 512 and 128 pairs, two threads would wait for the third big one.)"""
+    """Chunks of at most about ``pairs`` (circuit, sample) pairs, of near-equal size, aiming at a multiple
+    of ``threads`` of them: groups of whole circuits when there are enough circuits, else equal sample
+    ranges of each circuit (fewer when there are fewer samples). With 4 chunks of 512, 512, 512 and 128
+    pairs, two threads would wait for the third big one."""
     count = -(-k * n // pairs)
     count = -(-count // threads) * threads
     if count <= k:
@@ -514,7 +515,9 @@ def _map_chunks(work, chunks: list) -> list:
     if threads == 1 or len(chunks) == 1:
         return [work(c) for c in chunks]
 
-    def untracked(chunk):  # grad mode is per thread; the simulation inside the Function is never tracked
+    # grad mode is per thread and off by default here; work that builds a graph (``_ThreadedChunks``)
+    # enables it itself
+    def untracked(chunk):
         with torch.no_grad():
             return work(chunk)
 
@@ -718,9 +721,8 @@ def _readout(plan: ConnectedPlan, clusters: dict[tuple[int, ...], torch.Tensor])
             if other != ws:
                 weight = gram if weight is None else weight * gram
         mixed = t if weight is None else weight @ t  # sum_r W[r, s] T[r, i]
-        probs = torch.linalg.vecdot(
-            t, mixed, dim=2
-        ).real  # sum_s conj T[s, i] mixed[s, i]: (K, N, 2**len(ws))
+        # sum_s conj T[s, i] mixed[s, i]: (K, N, 2**len(ws))
+        probs = torch.linalg.vecdot(t, mixed, dim=2).real
         expvals = probs @ _cluster_signs(len(ws)).to(probs).T  # (K, N, len(ws))
         for w, row in zip(ws, expvals.unbind(2), strict=True):
             per_wire[w] = row
