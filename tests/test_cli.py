@@ -154,3 +154,13 @@ def test_reproduce_chen2025_rejects_bad_digits(capsys: pytest.CaptureFixture[str
     for digits, message in (("0,x", "comma-separated digits"), ("3,12", "0..9")):
         code, _, err = run_cli(capsys, "reproduce", "--paper", "chen2025", "--digits", digits)
         assert code == EXIT_USER_ERROR and "--digits" in err and message in err
+
+
+@pytest.mark.parametrize("rounds", ["0", "-2", "two"])
+def test_bench_rounds_must_be_a_positive_whole_number(
+    rounds: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "train-step", "--rounds", rounds, "--models", "unet"])
+    assert exit_info.value.code == 2
+    assert "--rounds: must be a whole number of at least 1" in capsys.readouterr().err

@@ -51,6 +51,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     )  # fmt: skip
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1, else argparse's named usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
 # --- subcommands ---------------------------------------------------------------------------------
 
 
@@ -229,7 +240,10 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
     step.add_argument("--sample-steps", type=int, default=0, help="also time DDIM sampling with N steps")
     step.add_argument("--sample-batch", type=int, default=32, help="images per DDIM sampling run")
     step.add_argument(
-        "--rounds", type=int, default=1, help="measure every model this many times, in turn; report medians"
+        "--rounds",
+        type=_positive_int,
+        default=1,
+        help="measure every model this many times, in turn; report medians",
     )
 
     def run(args: argparse.Namespace) -> int:
