@@ -30,6 +30,7 @@ from hqdm.train.distributed import (
     DistributedError,
     TorchrunEnv,
     join_process_group,
+    leave_process_group,
     shard_bounds,
     torchrun_env,
 )
@@ -151,6 +152,7 @@ def two_process_job(root: Path) -> None:
     (root / f"rank{rank}.json").write_text(json.dumps(info))
     if gathered is not None:
         save_file({"images": gathered}, root / "quantum_samples.safetensors")
+    leave_process_group()  # as every hqdm command does last
 
 
 def free_loopback_port() -> int:

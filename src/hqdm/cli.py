@@ -439,13 +439,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     user_errors = _user_errors()
     try:
-        return args.run(args)
+        code = args.run(args)
     except user_errors as err:
         _report_error(err)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("hqdm: interrupted (a training run continues with --resume)", file=sys.stderr)
         return 130
+    if code == 0:  # after a failure, no barrier: the failed rank would never reach it
+        from hqdm.train.distributed import leave_process_group
+
+        leave_process_group()
+    return code
 
 
 if __name__ == "__main__":
