@@ -30,6 +30,19 @@ def test_models_lists_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unet" in out and "qvunet-1hq" in out and "483,321" in out
 
 
+def test_only_a_successful_command_leaves_the_process_group(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hqdm.train.distributed as distributed
+
+    calls: list[None] = []
+    monkeypatch.setattr(distributed, "leave_process_group", lambda: calls.append(None))
+    assert run_cli(capsys, "models")[0] == 0 and len(calls) == 1
+    # a failed command skips the barrier, which the failed rank would never reach
+    code = run_cli(capsys, "train", str(tmp_path / "missing.yaml"))[0]
+    assert code == EXIT_USER_ERROR and len(calls) == 1
+
+
 def test_bad_config_key_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("model: {name: unet}\ntraining: {epoch: 3}\n")

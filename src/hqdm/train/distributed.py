@@ -165,9 +165,10 @@ def join_process_group(device: torch.device) -> tuple[DistContext, torch.device]
 
     * a process group that already exists (created earlier in this process, or by a caller) is used;
     * under torchrun with more than one process, the default group is created here (NCCL for CUDA
-      devices, gloo otherwise) and lives until the process exits. It is created once per process
-      because ``hqdm demo`` trains, then samples, and a second group created in the same process after
-      the first was destroyed was seen to hang (the first one leaves its keys in torchrun's store);
+      devices, gloo otherwise) and lives until :func:`leave_process_group` or the process exits. It is
+      created once per process because ``hqdm demo`` trains, then samples, and a second group created in
+      the same process after the first was destroyed was seen to hang (the first one leaves its keys in
+      torchrun's store);
     * otherwise this is a single-process run and nothing is initialised.
     """
     if dist.is_available() and dist.is_initialized():
