@@ -196,8 +196,8 @@ def leave_process_group() -> None:
     """End this process's part in the job after its work succeeded: wait for every rank, then destroy.
 
     Call it last, on every rank (``hqdm`` commands do). A two-process job that simply exited aborted at
-    exit about once in 150 runs ("terminate called without an active exception" on the rank that finished
-    first; gloo's ``shutdown`` does nothing). Our reading: a gloo worker thread still held the last
+    exit once in about 175 runs here ("terminate called without an active exception" on the rank that
+    finished first; gloo's ``shutdown`` does nothing). Our reading: a gloo worker thread still held the last
     collective's tensors and needed the GIL to release them after interpreter shutdown had begun. Gloo's
     barrier waits for the collectives in flight on every rank first. A no-op without a process group.
     """
