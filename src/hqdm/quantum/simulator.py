@@ -36,12 +36,14 @@ call through the leading ``circuits`` dimension; the QVU-Net vertex uses this fo
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from hqdm.quantum.circuits import Circuit, Gate
 from hqdm.quantum.components import components
@@ -521,12 +523,18 @@ def _map_chunks(work, chunks: list) -> list:
         with torch.no_grad():
             return work(chunk)
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # new workers start with the thread count set here
     try:
-        with ThreadPoolExecutor(max_workers=min(threads, len(chunks))) as pool:
-            return list(pool.map(untracked, chunks))
+        return list(_pool(os.getpid(), threads).map(untracked, chunks))
     finally:
         torch.set_num_threads(threads)
+
+
+@cache
+def _pool(pid: int, threads: int) -> ThreadPoolExecutor:
+    """Worker threads kept for the process (per process id: a forked child gets its own). New threads on
+    every call each started on a cold heap: measured, about twice the page faults of a vertex call."""
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hqdm-simulator")
 
 
 class _FullStateExpvals(torch.autograd.Function):
@@ -703,30 +711,75 @@ def _materialize(clusters: dict[tuple[int, ...], torch.Tensor], n_wires: int) ->
 
 
 def _readout(plan: ConnectedPlan, clusters: dict[tuple[int, ...], torch.Tensor]) -> torch.Tensor:
-    """<Z_i> (K, n_wires, N) from the clusters when no full-state pass is left, without the full state.
+    """<Z_i> (K, n_wires, N) from the clusters when no full-state pass is left, without the full state."""
+    parts = list(clusters)
+    flat = [clusters[ws].flatten(2, -2).permute(0, 3, 1, 2) for ws in parts]  # (K, N, R, 2**len(ws))
+    signs = [_cluster_signs(len(ws)).to(device=flat[0].device, dtype=flat[0].real.dtype) for ws in parts]
+    out = _GramReadout.apply(signs, *flat)  # (K, N, wires of the clusters in order)
+    order = [w for ws in parts for w in ws]
+    return out[:, :, [order.index(w) for w in range(plan.n_wires)]].transpose(1, 2)
 
-    With rank terms ``psi = sum_r prod_c T_c[r]``, the probabilities of cluster c's basis states are
-    ``P_c(i) = Re sum_rs W_c[r, s] T_c[r, i] conj(T_c[s, i])`` where ``W_c`` is the elementwise product of
-    the other clusters' Gram matrices ``G[r, s] = <T[s]|T[r]>``. Computed samples-first, so that each of
-    these is one batched matrix product over the samples.
+
+def _others(tensors: list[torch.Tensor], skip: set[int]) -> torch.Tensor | None:
+    """Elementwise product of the tensors not in ``skip`` (None when there are none)."""
+    result = None
+    for i, t in enumerate(tensors):
+        if i not in skip:
+            result = t if result is None else result * t
+    return result
+
+
+class _GramReadout(torch.autograd.Function):
+    """<Z> of every cluster's wires for ``psi = sum_r prod_c T_c[r]``, clusters T_c (K, N, R, d_c).
+
+    The probabilities of cluster c's basis states are ``P_c(i) = Re sum_s conj(T_c[s, i]) M_c[s, i]`` with
+    ``M_c[s, i] = sum_r W_c[r, s] T_c[r, i]``, ``W_c`` the elementwise product of the other clusters' Gram
+    matrices ``G[r, s] = sum_i T[r, i] conj(T[s, i])``. The backward is written out: for
+    ``L = sum_c gamma_c . P_c`` (``gamma_c`` the output gradient mapped to basis states),
+    torch's complex gradient ``2 dL/dconj(T_c)[s, i] = 2 (gamma_c(i) M_c[s, i] + sum_r K_c[r, s] T_c[r, i])``,
+    where ``K_c`` sums, over the other clusters o, their gamma-weighted Gram matrix ``H_o`` times the Gram
+    matrices of the rest. Not differentiable twice.
+    Every product takes the transposed Gram matrices (``G^T = conj(G)``, Hermitian) from ``conj(T) T^T``
+    on one conjugated copy of each cluster, so that no matrix product has to copy a conjugated operand.
     """
-    # (K, N, R, 2**len(ws)) per cluster
-    flat = {ws: t.flatten(2, -2).permute(0, 3, 1, 2).contiguous() for ws, t in clusters.items()}
-    # G[s, r] = conj((T T^H)[s, r]): BLAS conjugates the transposed operand itself, no copy of T
-    grams = {ws: torch.conj_physical(t @ t.mH) for ws, t in flat.items()}
-    per_wire = {}
-    for ws, t in flat.items():
-        weight = None  # W_c[s, r] layout, matching ``grams``
-        for other, gram in grams.items():
-            if other != ws:
-                weight = gram if weight is None else weight * gram
-        mixed = t if weight is None else weight @ t  # sum_r W[r, s] T[r, i]
-        # sum_s conj T[s, i] mixed[s, i]: (K, N, 2**len(ws))
-        probs = torch.linalg.vecdot(t, mixed, dim=2).real
-        expvals = probs @ _cluster_signs(len(ws)).to(probs).T  # (K, N, len(ws))
-        for w, row in zip(ws, expvals.unbind(2), strict=True):
-            per_wire[w] = row
-    return torch.stack([per_wire[w] for w in range(plan.n_wires)], 1)
+
+    @staticmethod
+    def forward(ctx, signs: list[torch.Tensor], *flat: torch.Tensor) -> torch.Tensor:
+        terms = [t.contiguous() for t in flat]
+        conjs = [torch.conj_physical(t) for t in terms]
+        grams_t = [c @ t.mT for c, t in zip(conjs, terms, strict=True)]  # G^T
+        mixed = []
+        for c, t in enumerate(terms):
+            weight_t = _others(grams_t, {c})
+            mixed.append(t.sum(-2, keepdim=True).expand_as(t) if weight_t is None else weight_t @ t)
+        ctx.signs = signs
+        ctx.save_for_backward(*terms, *conjs, *grams_t, *mixed)
+        probs = [(c * m).real.sum(-2) for c, m in zip(conjs, mixed, strict=True)]
+        return torch.cat([p @ z.T for p, z in zip(probs, signs, strict=True)], dim=-1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        n = len(ctx.signs)
+        saved = ctx.saved_tensors
+        terms, conjs, grams_t, mixed = (saved[i * n : (i + 1) * n] for i in range(4))
+        sizes = [z.shape[0] for z in ctx.signs]
+        per_cluster = grad_out.split(sizes, dim=-1)
+        gammas = [(g @ z)[..., None, :] for g, z in zip(per_cluster, ctx.signs, strict=True)]
+        weighted_t = [(c * g) @ t.mT for c, g, t in zip(conjs, gammas, terms, strict=True)]  # H^T
+        grads = []
+        for c, t in enumerate(terms):
+            grad = mixed[c] * gammas[c]
+            coupling_t = None  # K_c^T
+            for o in range(n):
+                if o != c:
+                    rest = _others(grams_t, {c, o})
+                    k = weighted_t[o] if rest is None else weighted_t[o] * rest
+                    coupling_t = k if coupling_t is None else coupling_t + k
+            if coupling_t is not None:
+                grad = grad + coupling_t @ t
+            grads.append(2 * grad)
+        return (None, *grads)
 
 
 @cache
