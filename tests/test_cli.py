@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,23 @@ def test_only_a_successful_command_leaves_the_process_group(
     # a failed command skips the barrier, which the failed rank would never reach
     code = run_cli(capsys, "train", str(tmp_path / "missing.yaml"))[0]
     assert code == EXIT_USER_ERROR and len(calls) == 1
+
+
+def test_every_command_first_keeps_freed_memory_in_the_process(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hqdm.train.memory as memory
+
+    calls: list[None] = []
+    monkeypatch.setattr(memory, "keep_freed_memory", lambda: calls.append(None) or True)
+    assert run_cli(capsys, "models")[0] == 0 and len(calls) == 1
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_keep_freed_memory_sets_the_glibc_thresholds() -> None:
+    from hqdm.train.memory import keep_freed_memory
+
+    assert keep_freed_memory() is True
 
 
 def test_bad_config_key_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

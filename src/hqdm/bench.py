@@ -319,8 +319,11 @@ def measure_circuits(
 
 
 def measure_train_step(model_name: str, batch: int, seconds: float) -> dict:
+    """Seconds per training step, in a process set up as ``hqdm train`` sets up its own."""
     from hqdm.models import build_model, count_parameters
+    from hqdm.train.memory import keep_freed_memory
 
+    keep_freed_memory()
     torch.manual_seed(0)
     model = build_model(model_name)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-8)
@@ -348,7 +351,9 @@ def measure_sampling(model_name: str, batch: int, steps: int) -> dict:
     """DDIM sampling images/s of a freshly initialised model (the cost does not depend on training)."""
     from hqdm.diffusion import DDIMSampler, make_schedule
     from hqdm.models import build_model
+    from hqdm.train.memory import keep_freed_memory
 
+    keep_freed_memory()  # as ``hqdm sample`` runs
     torch.manual_seed(0)
     model = build_model(model_name)
     sampler = DDIMSampler(make_schedule("cosine"), steps=steps)

@@ -437,6 +437,9 @@ def _report_error(err: BaseException) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from hqdm.train.memory import keep_freed_memory
+
+    keep_freed_memory()
     user_errors = _user_errors()
     try:
         code = args.run(args)
