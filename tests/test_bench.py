@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from hqdm import bench
+from hqdm.cli import main
 from hqdm.quantum import ANGLES_PER_LAYER, build_circuit, expvals
 
 PEER_DIR = Path(__file__).resolve().parents[1] / bench.TORCHQUANTUM_DIR
@@ -126,3 +127,20 @@ def test_train_step_rounds_compare_each_model_with_its_own_rounds_unet(monkeypat
     assert "| 1.30x | 1.10-1.50x |" in row
     assert lines[-4].count("|") == lines[-3].count("|") == row.count("|")  # header, rule and rows agree
     assert sum(line.startswith("# round") for line in lines) == 3
+
+
+@pytest.mark.parametrize(("argv", "keep_heap"), [([], True), (["--glibc-heap-defaults"], False)])
+def test_train_step_heap_setting_reaches_every_measurement(monkeypatch, capsys, argv, keep_heap):
+    """Every training and sampling measurement runs as ``hqdm train`` runs, unless the flag asks for
+    glibc's defaults, and the header says which."""
+    seen = []
+
+    def fake(kind, extra_env=None, **kwargs):
+        seen.append((kind, kwargs["keep_heap"]))
+        return {"seconds": 1.0, "peak_mb": 1.0, "params": 1, "quantum_params": 0, "images_per_s": 1.0}
+
+    monkeypatch.setattr(bench, "_subprocess", fake)
+    argv = ["bench", "train-step", "--models", "unet", "--seconds", "0", "--sample-steps", "2", *argv]
+    assert main(argv) == 0
+    assert seen == [("measure_train_step", keep_heap), ("measure_sampling", keep_heap)]
+    assert ("glibc heap defaults" in capsys.readouterr().out.splitlines()[0]) is not keep_heap

@@ -69,10 +69,13 @@ class _PeakMemory:
         return max(0.0, self.peak - self.start)
 
 
-def _time(fn: Callable[[], None], min_seconds: float, min_repeats: int) -> tuple[float, float]:
-    """Seconds per call (after one warm-up call) and the peak memory growth over all calls, in MB."""
+def _time(
+    fn: Callable[[], None], min_seconds: float, min_repeats: int, warmup: int = 1
+) -> tuple[float, float]:
+    """Seconds per call (after ``warmup`` calls) and the peak memory growth over all calls, in MB."""
     with _PeakMemory() as memory:
-        fn()  # warm-up: circuit plans, allocator
+        for _ in range(warmup):  # circuit plans, allocator
+            fn()
         start, repeats = time.perf_counter(), 0
         while repeats < min_repeats or time.perf_counter() - start < min_seconds:
             fn()
@@ -318,12 +321,14 @@ def measure_circuits(
     return {"seconds": seconds_per_call, "circuits_per_s": batch / seconds_per_call, "peak_mb": peak}
 
 
-def measure_train_step(model_name: str, batch: int, seconds: float) -> dict:
-    """Seconds per training step, in a process set up as ``hqdm train`` sets up its own."""
+def measure_train_step(model_name: str, batch: int, seconds: float, keep_heap: bool = True) -> dict:
+    """Seconds per training step, in a process set up as ``hqdm train`` sets up its own (``keep_heap``
+    False: with glibc's heap defaults instead, for comparison)."""
     from hqdm.models import build_model, count_parameters
     from hqdm.train.memory import keep_freed_memory
 
-    keep_freed_memory()
+    if keep_heap:
+        keep_freed_memory()
     torch.manual_seed(0)
     model = build_model(model_name)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-8)
@@ -337,7 +342,9 @@ def measure_train_step(model_name: str, batch: int, seconds: float) -> dict:
         loss.backward()
         optimizer.step()
 
-    seconds_per_step, peak = _time(step, seconds, 2)
+    # three warm-up steps: the heap keeps settling over the first few steps (the page faults per step
+    # of a QVU-Net fall for several steps), and a training run is thousands of steps
+    seconds_per_step, peak = _time(step, seconds, 2, warmup=3)
     classical, quantum = count_parameters(model)
     return {
         "seconds": seconds_per_step,
@@ -347,13 +354,14 @@ def measure_train_step(model_name: str, batch: int, seconds: float) -> dict:
     }
 
 
-def measure_sampling(model_name: str, batch: int, steps: int) -> dict:
+def measure_sampling(model_name: str, batch: int, steps: int, keep_heap: bool = True) -> dict:
     """DDIM sampling images/s of a freshly initialised model (the cost does not depend on training)."""
     from hqdm.diffusion import DDIMSampler, make_schedule
     from hqdm.models import build_model
     from hqdm.train.memory import keep_freed_memory
 
-    keep_freed_memory()  # as ``hqdm sample`` runs
+    if keep_heap:
+        keep_freed_memory()  # as ``hqdm sample`` runs
     torch.manual_seed(0)
     model = build_model(model_name)
     sampler = DDIMSampler(make_schedule("cosine"), steps=steps)
@@ -536,6 +544,7 @@ def train_step_benchmark(
     sample_steps: int = 0,
     sample_batch: int = 32,
     rounds: int = 1,
+    keep_heap: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, dict]:
     """Forward + backward + Adam step of every registered model, as a ratio to the classical U-Net.
@@ -544,7 +553,8 @@ def train_step_benchmark(
     that round's U-Net, and the table gives the medians and the range of the ratios. Load from outside
     drifts over minutes, so a model is compared with a U-Net measured close to it.
     With ``sample_steps`` > 0 also DDIM sampling images/s at that many steps (batch ``sample_batch``),
-    measured once.
+    measured once. ``keep_heap`` False measures with glibc's heap defaults instead of the setting of
+    ``hqdm``'s commands (:func:`hqdm.train.memory.keep_freed_memory`).
     """
     from hqdm.models import list_models
 
@@ -552,12 +562,15 @@ def train_step_benchmark(
     if "unet" in names:
         names.remove("unet")
     names.insert(0, "unet")
-    echo(f"# training step benchmark, batch {batch}, {rounds} round(s) ({machine_line()})")
+    heap = "" if keep_heap else ", glibc heap defaults"
+    echo(f"# training step benchmark, batch {batch}, {rounds} round(s){heap} ({machine_line()})")
     measured: dict[str, list[dict]] = {name: [] for name in names}
     for index in range(rounds):
         for name in names:
             measured[name].append(
-                _subprocess("measure_train_step", model_name=name, batch=batch, seconds=seconds)
+                _subprocess(
+                    "measure_train_step", model_name=name, batch=batch, seconds=seconds, keep_heap=keep_heap
+                )
             )
         if rounds > 1:
             times = ", ".join(f"{name} {runs[-1]['seconds']:.2f} s" for name, runs in measured.items())
@@ -581,7 +594,11 @@ def train_step_benchmark(
         result.update(ratio=statistics.median(ratios), ratios=ratios, peak_mb=max(r["peak_mb"] for r in runs))
         if sample_steps:
             result["sampling"] = _subprocess(
-                "measure_sampling", model_name=name, batch=sample_batch, steps=sample_steps
+                "measure_sampling",
+                model_name=name,
+                batch=sample_batch,
+                steps=sample_steps,
+                keep_heap=keep_heap,
             )
         results[name] = result
         ranges = f" {min(ratios):.2f}-{max(ratios):.2f}x |" if rounds > 1 else ""

@@ -245,6 +245,11 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
         default=1,
         help="measure every model this many times, in turn; report medians",
     )
+    step.add_argument(
+        "--glibc-heap-defaults",
+        action="store_true",
+        help="measure with glibc's default heap settings instead of those hqdm's commands set",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from hqdm import bench
@@ -268,6 +273,7 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
             bench.train_step_benchmark(
                 models, batch=args.batch, seconds=args.seconds,
                 sample_steps=args.sample_steps, sample_batch=args.sample_batch, rounds=args.rounds,
+                keep_heap=not args.glibc_heap_defaults,
             )  # fmt: skip
         return 0
 

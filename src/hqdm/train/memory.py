@@ -3,9 +3,9 @@
 By default glibc returns freed blocks to the kernel as soon as they are large enough, and picks the size
 above which a block gets its own mapping at run time. A training step frees and allocates the same few
 hundred MB again and again, so the next step faults those pages back in, zeroed by the kernel. The
-quantum simulator's temporaries (a few MB each, allocated on worker threads) suffer most: on our machine
-about 40% of the CPU time of a QVU-Net vertex call was kernel time in page faults
-(docs/performance.md). ``hqdm``'s commands call :func:`keep_freed_memory` at start; scripts may too.
+quantum simulator's temporaries (a few MB each, allocated on worker threads) suffer most.
+``hqdm``'s commands call :func:`keep_freed_memory` at start; scripts may too.
+``hqdm bench train-step --glibc-heap-defaults`` measures the difference (docs/performance.md).
 
 The cost: memory a step freed stays in the process (its resident size no longer shrinks after a peak).
 """
