@@ -533,7 +533,7 @@ def _map_chunks(work, chunks: list) -> list:
 @cache
 def _pool(pid: int, threads: int) -> ThreadPoolExecutor:
     """Worker threads kept for the process (per process id: a forked child gets its own). New threads on
-    every call each started on a cold heap: measured, about twice the page faults of a vertex call."""
+    every call each started on a cold heap arena and faulted its pages in again."""
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hqdm-simulator")
 
 
@@ -714,7 +714,7 @@ def _readout(plan: ConnectedPlan, clusters: dict[tuple[int, ...], torch.Tensor])
     """<Z_i> (K, n_wires, N) from the clusters when no full-state pass is left, without the full state."""
     parts = list(clusters)
     flat = [clusters[ws].flatten(2, -2).permute(0, 3, 1, 2) for ws in parts]  # (K, N, R, 2**len(ws))
-    signs = [_cluster_signs(len(ws)).to(device=flat[0].device, dtype=flat[0].real.dtype) for ws in parts]
+    signs = [_cluster_signs(len(ws)).to(flat[0].device, flat[0].dtype.to_real()) for ws in parts]
     out = _GramReadout.apply(signs, *flat)  # (K, N, wires of the clusters in order)
     order = [w for ws in parts for w in ws]
     return out[:, :, [order.index(w) for w in range(plan.n_wires)]].transpose(1, 2)
@@ -751,6 +751,7 @@ class _GramReadout(torch.autograd.Function):
         mixed = []
         for c, t in enumerate(terms):
             weight_t = _others(grams_t, {c})
+            # a lone cluster's W is the empty product: all ones
             mixed.append(t.sum(-2, keepdim=True).expand_as(t) if weight_t is None else weight_t @ t)
         ctx.signs = signs
         ctx.save_for_backward(*terms, *conjs, *grams_t, *mixed)
