@@ -13,7 +13,6 @@ The cost: memory a step freed stays in the process (its resident size no longer 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 __all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_freed_memory"]
 
@@ -30,12 +29,9 @@ def keep_freed_memory() -> bool:
 
     Setting either threshold also turns off glibc's run-time adjustment of both, so both are set.
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+    try:  # the C library the process already has loaded: no library search (find_library runs ldconfig)
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, TypeError, AttributeError):  # no mallopt (macOS) or no CDLL(None) (Windows)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     trimmed = mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
