@@ -440,6 +440,73 @@ def test_circuit_of_unequal_independent_parts_matches_pennylane():
     assert expected[2][3] == 0  # the unused weight
 
 
+def test_a_last_one_target_pass_is_read_out_without_being_applied():
+    """The last pass (target 5, controls 1 and 6 in two clusters, factoring) is folded into the readout;
+    values and gradients still match PennyLane."""
+    from hqdm.quantum.circuits import Circuit, Gate
+    from hqdm.quantum.simulator import compile_circuit, simulate
+
+    gates = (
+        *(Gate("CRX", (0, 1), 0), Gate("CRZ", (1, 2), 1), Gate("CRX", (2, 3), 2)),
+        *(Gate("CRX", (4, 5), 3), Gate("CRX", (6, 7), 4), Gate("CRZ", (7, 4), 5), Gate("CRX", (2, 6), 6)),
+        Gate("CRZ", (6, 0), 7),  # separates the last gates from the pass on wires 4-7
+        *(Gate("CRZ", (1, 5), 8), Gate("CRX", (6, 5), 9), Gate("RY", (5,), 2)),
+    )
+    circuit = Circuit(8, gates, 10, "last-pass")
+    (part,) = compile_circuit(circuit).parts
+    assert part.plan.reads_last_pass
+    assert (part.plan.cluster_passes[-1].block, part.plan.cluster_passes[-1].controls) == ((5,), (1, 6))
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(5, 8, generator=g, dtype=torch.float64) * 6 - 3
+    w = torch.rand(10, generator=g, dtype=torch.float64) * 6
+    probe = torch.randn(5, 8, generator=g, dtype=torch.float64)
+    apply = to_pennylane(circuit)
+
+    @qml.qnode(qml.device("default.qubit", wires=8), interface="torch", diff_method="backprop")
+    def reference(x, w):
+        apply(x, w)
+        return [qml.expval(qml.PauliZ(i)) for i in range(8)]
+
+    def ours(x, w):
+        return simulate(compile_circuit(circuit), x[None], w[None], dtype=torch.complex128)[0]
+
+    expected = _value_and_grads(lambda x, w: torch.stack(reference(x, w), -1), x, w, probe)
+    for a, b in zip(_value_and_grads(ours, x, w, probe), expected, strict=True):
+        assert torch.allclose(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("ansatz", "variant", "layers"),
+    [("hqconv", "paper", 3), ("hqconv", "reference-code", 2), ("fqconv", "paper", 2), ("basic", "paper", 3)],
+)
+def test_pass_unitaries_gate_by_gate_equal_pairwise_products(monkeypatch, ansatz, variant, layers):
+    """Both ways of building pass unitaries (chosen by size) give the same unitaries and gradients."""
+    from hqdm.quantum import simulator
+    from hqdm.quantum.circuits import build_circuit
+
+    circuit = build_circuit(ansatz, layers, variant=variant)
+    g = torch.Generator().manual_seed(6)
+    weights = torch.rand(3, circuit.n_weights, generator=g, dtype=torch.float64) * 6
+    results = []
+    for limit in (0, 1 << 40):
+        monkeypatch.setattr(simulator, "DENSE_GATE_ENTRIES", limit)
+        for part in simulator.compile_circuit(circuit).parts:
+            w = weights[:, part.weights[0]].clone().requires_grad_()
+            units = simulator.plan_unitaries(part.plan, w, torch.complex128)
+            if not units:  # bare wires
+                continue
+            probes = [
+                torch.randn(u.shape, generator=torch.Generator().manual_seed(i), dtype=u.dtype)
+                for i, u in enumerate(units)
+            ]
+            loss = sum((u * p).real.sum() for u, p in zip(units, probes, strict=True))
+            results.append([*units, torch.autograd.grad(loss, w)[0]])
+    half = len(results) // 2
+    for gate_by_gate, pairwise in zip(results[:half], results[half:], strict=True):
+        for a, b in zip(gate_by_gate, pairwise, strict=True):
+            assert torch.allclose(a, b, atol=1e-12, rtol=0)
+
+
 @pytest.mark.parametrize(
     ("k", "n", "pairs", "threads", "expected"),
     [

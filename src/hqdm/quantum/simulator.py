@@ -6,7 +6,9 @@ How it is fast (see ``docs/performance.md`` for measurements):
   target lies in one group are fused (commuting gates past wire-disjoint ones) into one *pass*: a dense
   ``d x d`` unitary on that group (``d = 2**group size``), chosen per value of up to four *control* wires
   outside the group. One pass is one batched matrix multiply over the state, whatever the number of gates
-  in it: a 12-qubit HQConv layer becomes three passes, an FQConv layer three passes.
+  in it: a 12-qubit HQConv layer becomes three passes, an FQConv layer three passes. The unitaries of all
+  passes of one shape are built together from the angles, once per call: gate by gate (a gate mixes each
+  row with one other row), or by pairwise products of dense gate matrices when those are small.
 * **Clusters before the full state.** The encoding is a product state. Until a pass entangles the last
   groups together, passes run on the small states of the clusters of groups they touch (16 or 256
   amplitudes per sample, ordinary autograd). A pass whose gates share one target acts on that wire alone
@@ -14,10 +16,12 @@ How it is fast (see ``docs/performance.md`` for measurements):
 * **Low-rank states after that.** A pass that would join the last clusters through control wires is
   applied once per value of its outside controls instead: the state becomes a short sum of products
   ``sum_r cluster_1[r] (x) cluster_2[r] ...`` (the control cluster projected on each value), its rank
-  multiplied by ``2**controls``. Passes inside one cluster stay cheap: a 3-layer HQConv circuit ends with 8
+  multiplied by ``2**controls``. Passes inside one cluster stay cheap: a 3-layer HQConv circuit reaches 4
   terms of 16 + 256 amplitudes and never builds its 4096-amplitude state; ``<Z>`` comes from the clusters'
   Gram matrices. Once the rank would exceed ``RANK_CAP`` the clusters are multiplied out into the full
   state (deeper HQConv circuits).
+* **The last pass in the readout.** A last pass on one target wire changes only that wire's ``<Z>``; it
+  is read out as an observable on the state before it instead of applied (HQConv: rank 4, not 8).
 * **Independent parts.** A circuit whose wires split into sets that no gate connects is simulated as
   separate smaller circuits (:mod:`hqdm.quantum.components`); alike parts run as extra circuits of one
   call. FQConv is four 3-qubit circuits this way.
@@ -54,6 +58,9 @@ MAX_CONTROLS = 4
 RANK_CAP = 8
 #: amplitudes per chunk of the batch (complex64: 4 MiB)
 CHUNK_AMPLITUDES = 1 << 19
+#: dense gate matrices (complex entries over all gates of a stack) up to which pass unitaries are built
+#: by pairwise products instead of gate by gate
+DENSE_GATE_ENTRIES = 1 << 16
 #: (circuit, sample) pairs per call of the cluster stage, at least (more for small circuits)
 SAMPLE_CHUNK = 512
 #: the rotation axis of each parametrised gate's 2x2 block (index into ``_rotations``' stack)
@@ -74,7 +81,7 @@ class _PassSpec:
 
 @dataclass(frozen=True)
 class Pass:
-    """A compiled pass: fixed tensors that turn gate angles into unitaries, and how to apply them.
+    """A compiled pass: how to apply its unitaries (built by :func:`plan_unitaries`).
 
     ``block`` is either a whole group (a dense pass: batched matmul) or a single target wire (a bit pass:
     elementwise, for passes whose gates all share one target, e.g. the last coupling gates of a layer).
@@ -85,11 +92,6 @@ class Pass:
     group: int
     block: tuple[int, ...]
     controls: tuple[int, ...]
-    weight_index: torch.Tensor  # (L,) index into the flat weight vector, -1 for fixed gates
-    axis: torch.Tensor  # (L,) long: ROTATION_AXIS of each gate's 2x2 (fixed gates: 0, unused)
-    base: torch.Tensor  # (L, C, d, d) complex128: identity parts and fixed gates
-    scatter_dst: torch.Tensor  # flat positions in (L, C, d, d) that hold entries of a gate's 2x2
-    scatter_src: torch.Tensor  # flat positions in (L, 2, 2) that fill them
     layout: tuple[int, ...]
     position: int  # dense: number of wires before the group in memory; bit: memory index of the target
     view_shape: tuple[int, ...]
@@ -102,6 +104,25 @@ class Pass:
 
 
 @dataclass(frozen=True)
+class UnitaryStack:
+    """Fixed tensors that turn gate angles into the unitaries of several passes with the same block size ``d``
+    and control count ``C`` at once, each pass's gates padded with identities to ``L`` gates.
+
+    Gate ``l`` of pass ``p`` maps row i of the running product to
+    ``diag * row i + off * row partner[l, p, i]`` (the row that differs in the target bit); ``diag`` and
+    ``off`` are looked up per (l, p, control value, i) in a table of every gate's 2x2 entries followed by
+    a 1 and a 0 (identity rows, fixed gates, padding).
+    """
+
+    members: tuple[int, ...]  # index of each pass in plan order (cluster passes, then full-state passes)
+    weight_index: torch.Tensor  # (P * L,) index into the flat weight vector, -1 for fixed gates and padding
+    axis: torch.Tensor  # (P * L,) long: ROTATION_AXIS of each gate's 2x2 (fixed gates: 0, unused)
+    partner: torch.Tensor  # (L, P, d) long
+    diag: torch.Tensor  # (L, P, C, d) long, into the table
+    off: torch.Tensor  # (L, P, C, d) long, into the table
+
+
+@dataclass(frozen=True)
 class ConnectedPlan:
     """How one connected circuit is simulated: cluster passes on small factors, then full-state passes."""
 
@@ -111,6 +132,12 @@ class ConnectedPlan:
     groups: tuple[tuple[int, ...], ...]
     cluster_passes: tuple[Pass, ...]
     passes: tuple[Pass, ...]
+    unitary_stacks: tuple[UnitaryStack, ...]
+
+    @property
+    def reads_last_pass(self) -> bool:
+        """A last cluster pass on one target wire is read out, not applied (:func:`_last_pass_expval`)."""
+        return not self.passes and bool(self.cluster_passes) and self.cluster_passes[-1].is_bit
 
     def memory_wires(self, layout: tuple[int, ...]) -> list[int]:
         return [w for g in layout for w in self.groups[g]]
@@ -153,36 +180,34 @@ def _block_and_controls(
     return groups[spec.group], spec.controls
 
 
-def _embedding(
-    gates: list[Gate], block: tuple[int, ...], controls: tuple[int, ...]
-) -> tuple[torch.Tensor, list[int], list[int]]:
-    """Fixed part of every gate's ``d x d`` matrix per control value, and where its 2x2 entries go."""
+def _gate_rows(
+    gates: list[Gate], block: tuple[int, ...], controls: tuple[int, ...], n_gates: int, first: int, one: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``partner``, ``diag``, ``off`` of one pass (see :class:`UnitaryStack`), padded to ``n_gates``; table
+    entries: ``first + 4 g + 2 out + in`` for gate g's 2x2, ``one`` and ``one + 1`` for the constants."""
     k, m = len(block), len(controls)
-    d, n_ctrl_values = 1 << k, 1 << m
-    base = torch.zeros(len(gates), n_ctrl_values, d, d, dtype=torch.complex128)
-    dst: list[int] = []
-    src: list[int] = []
+    d, n_values = 1 << k, 1 << m
+    rows = torch.arange(d)
+    partner = rows.repeat(n_gates, 1)
+    diag = torch.full((n_gates, n_values, d), one)
+    off = torch.full((n_gates, n_values, d), one + 1)
     local = {w: k - 1 - i for i, w in enumerate(block)}  # bit position inside the block index
-    fixed_x = ((0, 1), (1, 0))
-    for gi, gate in enumerate(gates):
-        t_bit = local[gate.target]
-        ctrl = gate.control
-        for cv in range(n_ctrl_values):
-            ext_on = ctrl is None or ctrl in local or (cv >> (m - 1 - controls.index(ctrl))) & 1
-            for col in range(d):
-                active = ext_on and (ctrl not in local or (col >> local[ctrl]) & 1)
-                if not active:
-                    base[gi, cv, col, col] = 1.0
-                    continue
-                t_in = (col >> t_bit) & 1
-                for t_out in (0, 1):
-                    row = (col & ~(1 << t_bit)) | (t_out << t_bit)
-                    if gate.name == "CNOT":
-                        base[gi, cv, row, col] = float(fixed_x[t_out][t_in])
-                    else:
-                        dst.append(((gi * n_ctrl_values + cv) * d + row) * d + col)
-                        src.append(gi * 4 + t_out * 2 + t_in)
-    return base, dst, src
+    for g, gate in enumerate(gates):
+        t_bit, ctrl = local[gate.target], gate.control
+        partner[g] = rows ^ (1 << t_bit)
+        bit = (rows >> t_bit) & 1
+        for value in range(n_values):
+            on = torch.ones(d, dtype=torch.bool)
+            if ctrl in local:
+                on &= ((rows >> local[ctrl]) & 1).bool()
+            elif ctrl is not None:
+                on &= bool((value >> (m - 1 - controls.index(ctrl))) & 1)
+            if gate.name == "CNOT":  # X: the partner row, weight 1
+                diag[g, value, on], off[g, value, on] = one + 1, one
+            else:
+                diag[g, value, on] = (first + 4 * g + 3 * bit)[on]
+                off[g, value, on] = (first + 4 * g + 2 * bit + 1 - bit)[on]
+    return partner, diag, off
 
 
 def _layouts(
@@ -210,7 +235,6 @@ def _compile_pass(
     factor: bool = False,
 ) -> Pass:
     """``layout`` is None for cluster passes, which are applied by einsum and need no memory view."""
-    base, dst, src = _embedding(spec.gates, block, controls)
     memory = [] if layout is None else [w for g in layout for w in plan_groups[g]]
     position = memory.index(block[0]) if memory else -1
     others = [w for w in memory if w != block[0]] if len(block) == 1 else memory[: max(position, 0)]
@@ -219,11 +243,6 @@ def _compile_pass(
         group=spec.group,
         block=block,
         controls=controls,
-        weight_index=torch.tensor([-1 if g.weight is None else g.weight for g in spec.gates]),
-        axis=torch.tensor([ROTATION_AXIS.get(g.name, 0) for g in spec.gates], dtype=torch.long),
-        base=base,
-        scatter_dst=torch.tensor(dst, dtype=torch.long),
-        scatter_src=torch.tensor(src, dtype=torch.long),
         layout=layout,
         position=position,
         view_shape=tuple(2 if w in controls else 1 for w in others) if memory else (),
@@ -264,6 +283,7 @@ def _compile_connected(circuit: Circuit, rank_cap: int) -> ConnectedPlan:
     specs = _fuse(circuit, groups)
     factors = _split_cluster_stage(specs, groups, rank_cap)
     cluster_specs, full_specs = specs[: len(factors)], specs[len(factors) :]
+    cluster_shapes = _cluster_blocks(cluster_specs, groups)
     shapes = [_block_and_controls(s, groups) for s in full_specs]
     layouts = _layouts(full_specs, [b for b, _ in shapes], groups)
     return ConnectedPlan(
@@ -273,15 +293,49 @@ def _compile_connected(circuit: Circuit, rank_cap: int) -> ConnectedPlan:
         groups=tuple(groups),
         cluster_passes=tuple(
             _compile_pass(s, block, controls, groups, None, factor)
-            for s, (block, controls), factor in zip(
-                cluster_specs, _cluster_blocks(cluster_specs, groups), factors, strict=True
-            )
+            for s, (block, controls), factor in zip(cluster_specs, cluster_shapes, factors, strict=True)
         ),
         passes=tuple(
             _compile_pass(s, block, controls, groups, layout)
             for s, (block, controls), layout in zip(full_specs, shapes, layouts, strict=True)
         ),
+        unitary_stacks=_unitary_stacks(
+            [(s.gates, *shape) for s, shape in zip(specs, [*cluster_shapes, *shapes], strict=True)]
+        ),
     )
+
+
+def _unitary_stacks(
+    passes: list[tuple[list[Gate], tuple[int, ...], tuple[int, ...]]],
+) -> tuple[UnitaryStack, ...]:
+    """One :class:`UnitaryStack` per (block size, control count) over ``passes`` (gates, block, controls)
+    in plan order."""
+    stacks = []
+    for shape in sorted({(len(block), len(controls)) for _, block, controls in passes}):
+        members = [i for i, (_, block, controls) in enumerate(passes) if (len(block), len(controls)) == shape]
+        n_gates = max(len(passes[i][0]) for i in members)
+        one = 4 * n_gates * len(members)
+        rows = [_gate_rows(*passes[i], n_gates, 4 * n_gates * j, one) for j, i in enumerate(members)]
+        weight_index = torch.full((len(members), n_gates), -1)
+        axis = torch.zeros(len(members), n_gates, dtype=torch.long)
+        for j, i in enumerate(members):
+            gates = passes[i][0]
+            weight_index[j, : len(gates)] = torch.tensor(
+                [-1 if g.weight is None else g.weight for g in gates]
+            )
+            axis[j, : len(gates)] = torch.tensor([ROTATION_AXIS.get(g.name, 0) for g in gates])
+        partner, diag, off = (torch.stack(parts, 1) for parts in zip(*rows, strict=True))
+        stacks.append(
+            UnitaryStack(
+                members=tuple(members),
+                weight_index=weight_index.flatten(),
+                axis=axis.flatten(),
+                partner=partner,
+                diag=diag,
+                off=off,
+            )
+        )
+    return tuple(stacks)
 
 
 def _cluster_blocks(
@@ -360,23 +414,51 @@ def _rotations(angles: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
     return stacked[:, gate, axis].unflatten(-1, (2, 2))
 
 
-def pass_unitaries(p: Pass, weights: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The pass unitary per control value, (K, C, d, d), for weights (K, n_weights)."""
+def plan_unitaries(plan: ConnectedPlan, weights: torch.Tensor, dtype: torch.dtype) -> list[torch.Tensor]:
+    """The unitary per control value, (K, C, d, d), of every pass in plan order, for weights (K, n_weights).
+
+    All passes of one shape are built together, gate by gate, each gate touching two entries per row: a
+    few small ops per gate slot instead of dense ``d x d`` products per pass.
+    """
+    units: list[torch.Tensor] = [torch.empty(0)] * (len(plan.cluster_passes) + len(plan.passes))
+    for stack in plan.unitary_stacks:
+        for i, u in zip(stack.members, _stack_unitaries(stack, weights, dtype).unbind(1), strict=True):
+            units[i] = u
+    return units
+
+
+def _stack_unitaries(stack: UnitaryStack, weights: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(K, P, C, d, d) unitaries of the stack's passes."""
     device = weights.device
-    idx = p.weight_index.to(device)
+    idx = stack.weight_index.to(device)
     angles = weights[:, idx.clamp(min=0)] * (idx >= 0)
-    rot = _rotations(angles, p.axis.to(device)).to(dtype)
-    n_gates, n_ctrl, d, _ = p.base.shape
-    k = weights.shape[0]
-    filled = rot.new_zeros(k, n_gates * n_ctrl * d * d).index_add(
-        1, p.scatter_dst.to(device), rot.flatten(1)[:, p.scatter_src.to(device)]
-    )
-    gates = p.base.to(device=device, dtype=dtype) + filled.view(k, n_gates, n_ctrl, d, d)
-    # Multiply gates in order (later gates on the left) by pairwise reduction: log2(L) batched matmuls.
+    rot = _rotations(angles, stack.axis.to(device)).to(dtype).flatten(1)
+    constants = torch.tensor([1.0, 0.0], dtype=dtype, device=device).expand(rot.shape[0], 2)
+    table = torch.cat([rot, constants], 1)
+    diag = table[:, stack.diag.to(device)]  # (K, L, P, C, d)
+    off = table[:, stack.off.to(device)]
+    partner = stack.partner.to(device)  # (L, P, d)
+    if diag.numel() * diag.shape[-1] <= DENSE_GATE_ENTRIES:
+        return _pairwise_product(diag, off, partner)
+    k, n_gates, n_pass, n_ctrl, d = diag.shape
+    rows = partner[:, :, None, :, None].expand(n_gates, n_pass, n_ctrl, d, d)
+    product = torch.eye(d, dtype=dtype, device=device).expand(k, n_pass, n_ctrl, d, d)
+    for g in range(n_gates):  # later gates act on the left: mix each row with its partner row
+        swapped = product.gather(-2, rows[g].expand_as(product))
+        product = diag[:, g, ..., None] * product + off[:, g, ..., None] * swapped
+    return product
+
+
+def _pairwise_product(diag: torch.Tensor, off: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """The same product from dense ``d x d`` gate matrices in log2(L) rounds of batched matmuls: fewer ops
+    for long passes on few circuits, where each op's fixed cost outweighs its arithmetic."""
+    k, n_gates, n_pass, n_ctrl, d = diag.shape
+    columns = partner[None, :, :, None, :, None].expand(k, n_gates, n_pass, n_ctrl, d, 1)
+    gates = torch.diag_embed(diag).scatter_add(-1, columns, off[..., None])
     while gates.shape[1] > 1:
         if gates.shape[1] % 2:
-            eye = torch.eye(d, dtype=dtype, device=device).expand(k, 1, n_ctrl, d, d)
-            gates = torch.cat([gates, eye], dim=1)
+            eye = torch.eye(d, dtype=gates.dtype, device=gates.device)
+            gates = torch.cat([gates, eye.expand(k, 1, n_pass, n_ctrl, d, d)], dim=1)
         gates = gates[:, 1::2] @ gates[:, 0::2]
     return gates[:, 0]
 
@@ -783,6 +865,56 @@ class _GramReadout(torch.autograd.Function):
         return (None, *grads)
 
 
+def _last_pass_expval(
+    p: Pass, u: torch.Tensor, clusters: dict[tuple[int, ...], torch.Tensor]
+) -> torch.Tensor:
+    """<Z_t> (K, N) after the one-target pass ``p`` (target t, unitaries ``u`` (K, C, 2, 2)), read on the
+    clusters before it.
+
+    The pass maps Z_t to ``sum_v Pi_v (x) O_v`` (``Pi_v`` projects its controls on value v,
+    ``O_v = u_v^H Z u_v`` acts on t) and leaves every other Z alone, since its controls are diagonal. So the
+    other wires are read without it, and a last pass that would factor doubles no rank. Each cluster gives
+    ``M_c[v, r, s] = <T_c[s]| (c's part of Pi_v O_v) |T_c[r]>`` from its Gram matrix with the wires of that
+    part left open; <Z_t> sums the product of the M_c over v and the rank terms r, s.
+    """
+    z = torch.tensor([1.0, -1.0], dtype=u.dtype, device=u.device)
+    observables = _adjoint(u) @ (z[:, None] * u)  # (K, V, 2, 2)
+    total = None
+    for wires, state in clusters.items():
+        open_wires = [w for w in (p.block[0], *p.controls) if w in wires]
+        n, o = len(wires), len(open_wires)
+        rest = [w for w in wires if w not in open_wires]
+        ket = state.permute(0, -1, 1, *[2 + wires.index(w) for w in (*open_wires, *rest)])
+        ket = ket.reshape(*ket.shape[:2], ket.shape[2] << o, 1 << (n - o))  # (K, N, R * 2**o, rest)
+        gram = ket @ torch.conj_physical(ket).mT  # rows (r, a), columns (s, b)
+        gram = gram.unflatten(-1, (-1, 1 << o)).unflatten(-3, (-1, 1 << o))  # (K, N, R, 2**o, R, 2**o)
+        operator = _cluster_operator(p, open_wires, observables)  # (K, V, 2**o out b, 2**o in a)
+        share = torch.einsum("zvba,zyrasb->zyvrs", operator, gram)
+        total = share if total is None else total * share
+    return total.sum((-3, -2, -1)).real
+
+
+def _cluster_operator(p: Pass, open_wires: list[int], observables: torch.Tensor) -> torch.Tensor:
+    """A cluster's part of ``Pi_v O_v`` on ``open_wires`` (target first if present), (K, V, 2**o, 2**o):
+    O_v on the target, the projector on bit v_j on each control j."""
+    k, n_values = observables.shape[:2]
+    operator = torch.ones(k, n_values, 1, 1, dtype=observables.dtype, device=observables.device)
+    values = torch.arange(n_values, device=observables.device)
+    m = len(p.controls)
+    for w in open_wires:
+        if w == p.block[0]:
+            factor = observables
+        else:
+            bit = ((values >> (m - 1 - p.controls.index(w))) & 1).to(observables.dtype.to_real())
+            factor = (
+                torch.diag_embed(torch.stack([1 - bit, bit], -1)).to(observables.dtype).expand(k, -1, -1, -1)
+            )
+        operator = (
+            (operator[..., :, None, :, None] * factor[..., None, :, None, :]).flatten(-4, -3).flatten(-2)
+        )
+    return operator
+
+
 @cache
 def _cluster_signs(n: int) -> torch.Tensor:
     """(n, 2**n): eigenvalue of Z on wire position p (most significant first) of each basis state."""
@@ -837,7 +969,7 @@ def _simulate_connected(
         sample_chunk = max(SAMPLE_CHUNK, chunk_amplitudes >> plan.n_wires)
     real_weights = weights.to(dtype.to_real())
     # once per call, not per chunk: the gate products of every pass and their autograd graphs
-    units = [pass_unitaries(p, real_weights, dtype) for p in (*plan.cluster_passes, *plan.passes)]
+    units = plan_unitaries(plan, real_weights, dtype)
     split = len(plan.cluster_passes)
 
     def work(chunk: tuple[slice, slice], tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -908,11 +1040,16 @@ def _simulate_chunk(
 ) -> torch.Tensor:
     """:func:`simulate` on one chunk, given the pass unitaries of its circuits: (K', N', n_wires)."""
     clusters = {(w,): q for w, q in enumerate(_encode(inputs, plan, dtype))}
-    for p, u in zip(plan.cluster_passes, cluster_units, strict=True):
+    applied = len(plan.cluster_passes) - plan.reads_last_pass
+    for p, u in zip(plan.cluster_passes[:applied], cluster_units[:applied], strict=True):
         _cluster_pass(p, u, clusters)
     if plan.passes:
         full = _materialize(clusters, plan.n_wires)
         out = _FullStateExpvals.apply(plan, chunk_amplitudes, full, *full_units)
     else:
         out = _readout(plan, clusters)
+    if plan.reads_last_pass:
+        t = plan.cluster_passes[-1].block[0]
+        z_t = _last_pass_expval(plan.cluster_passes[-1], cluster_units[-1], clusters)
+        out = torch.cat([out[:, :t], z_t[:, None], out[:, t + 1 :]], dim=1)
     return out.transpose(1, 2)
