@@ -369,6 +369,14 @@ def test_gram_readout_equals_the_full_state_and_its_written_out_gradient_is_exac
     assert torch.autograd.gradcheck(readout, small)
 
 
+def test_hermitian_gram_backward_is_exact():
+    from hqdm.quantum.simulator import _HermitianGram
+
+    a = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(8), dtype=torch.complex128)
+    assert torch.allclose(_HermitianGram.apply(a), a @ a.mH, atol=1e-12, rtol=0)
+    assert torch.autograd.gradcheck(_HermitianGram.apply, a.requires_grad_())
+
+
 def test_simulator_threads_are_kept_between_calls():
     """Chunks run on the same worker threads call after call (not new threads, each with a cold heap)."""
     import threading

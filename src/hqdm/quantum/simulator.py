@@ -852,16 +852,16 @@ class _GramReadout(torch.autograd.Function):
         weighted_t = [(c * g) @ t.mT for c, g, t in zip(conjs, gammas, terms, strict=True)]  # H^T
         grads = []
         for c, t in enumerate(terms):
-            grad = mixed[c] * gammas[c]
+            grad = mixed[c] * (2 * gammas[c])  # the factor 2 on the small operands: no pass over grad
             coupling_t = None  # K_c^T
             for o in range(n):
                 if o != c:
                     rest = _others(grams_t, {c, o})
                     k = weighted_t[o] if rest is None else weighted_t[o] * rest
                     coupling_t = k if coupling_t is None else coupling_t + k
-            if coupling_t is not None:
-                grad = grad + coupling_t @ t
-            grads.append(2 * grad)
+            if coupling_t is not None:  # grad += 2 K_c^T T_c, in place
+                grad.flatten(0, -3).baddbmm_((2 * coupling_t).flatten(0, -3), t.flatten(0, -3))
+            grads.append(grad)
         return (None, *grads)
 
 
@@ -886,12 +886,29 @@ def _last_pass_expval(
         rest = [w for w in wires if w not in open_wires]
         ket = state.permute(0, -1, 1, *[2 + wires.index(w) for w in (*open_wires, *rest)])
         ket = ket.reshape(*ket.shape[:2], ket.shape[2] << o, 1 << (n - o))  # (K, N, R * 2**o, rest)
-        gram = ket @ torch.conj_physical(ket).mT  # rows (r, a), columns (s, b)
+        gram = _HermitianGram.apply(ket)  # rows (r, a), columns (s, b)
         gram = gram.unflatten(-1, (-1, 1 << o)).unflatten(-3, (-1, 1 << o))  # (K, N, R, 2**o, R, 2**o)
         operator = _cluster_operator(p, open_wires, observables)  # (K, V, 2**o out b, 2**o in a)
         share = torch.einsum("zvba,zyrasb->zyvrs", operator, gram)
         total = share if total is None else total * share
     return total.sum((-3, -2, -1)).real
+
+
+class _HermitianGram(torch.autograd.Function):
+    """``A conj(A)^T`` over the last axis, with the backward ``(G + G^H) A``: one product with A, where
+    autograd of the product takes two and adds their large results."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor) -> torch.Tensor:
+        a = a.contiguous()
+        ctx.save_for_backward(a)
+        return a @ torch.conj_physical(a).mT
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (a,) = ctx.saved_tensors
+        return (grad + _adjoint(grad)) @ a
 
 
 def _cluster_operator(p: Pass, open_wires: list[int], observables: torch.Tensor) -> torch.Tensor:
