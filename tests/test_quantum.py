@@ -414,7 +414,7 @@ def test_independent_wire_sets_are_found_and_grouped():
 def test_circuit_of_unequal_independent_parts_matches_pennylane():
     """Parts of different sizes, a weight shared across parts, an unused weight, RY encoding, CNOTs."""
     from hqdm.quantum.circuits import Circuit, Gate
-    from hqdm.quantum.simulator import compile_circuit, simulate
+    from hqdm.quantum.simulator import compile_circuit
 
     gates = (
         Gate("CRZ", (5, 0), 0),
@@ -428,16 +428,25 @@ def test_circuit_of_unequal_independent_parts_matches_pennylane():
     )
     circuit = Circuit(6, gates, 6, "parts", encoding="RY")
     assert len(compile_circuit(circuit).parts) == 3  # {0, 5}, {1, 3}, and {2}, {4} together
-    g = torch.Generator().manual_seed(3)
-    x = torch.rand(7, 6, generator=g, dtype=torch.float64) * 6 - 3
-    w = torch.rand(6, generator=g, dtype=torch.float64) * 6
-    probe = torch.randn(7, 6, generator=g, dtype=torch.float64)
+    expected = _assert_matches_pennylane(circuit, batch=7, seed=3)
+    assert expected[2][3] == 0  # the unused weight
+
+
+def _assert_matches_pennylane(circuit, batch: int, seed: int):
+    """Values and gradients of hqdm's simulation of ``circuit`` against PennyLane's; returns PennyLane's."""
+    from hqdm.quantum.simulator import compile_circuit, simulate
+
+    n = circuit.n_wires
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, n, generator=g, dtype=torch.float64) * 6 - 3
+    w = torch.rand(circuit.n_weights, generator=g, dtype=torch.float64) * 6
+    probe = torch.randn(batch, n, generator=g, dtype=torch.float64)
     apply = to_pennylane(circuit)
 
-    @qml.qnode(qml.device("default.qubit", wires=6), interface="torch", diff_method="backprop")
+    @qml.qnode(qml.device("default.qubit", wires=n), interface="torch", diff_method="backprop")
     def reference(x, w):
         apply(x, w)
-        return [qml.expval(qml.PauliZ(i)) for i in range(6)]
+        return [qml.expval(qml.PauliZ(i)) for i in range(n)]
 
     def ours(x, w):
         return simulate(compile_circuit(circuit), x[None], w[None], dtype=torch.complex128)[0]
@@ -445,14 +454,14 @@ def test_circuit_of_unequal_independent_parts_matches_pennylane():
     expected = _value_and_grads(lambda x, w: torch.stack(reference(x, w), -1), x, w, probe)
     for a, b in zip(_value_and_grads(ours, x, w, probe), expected, strict=True):
         assert torch.allclose(a, b, atol=1e-10, rtol=0)
-    assert expected[2][3] == 0  # the unused weight
+    return expected
 
 
 def test_a_last_one_target_pass_is_read_out_without_being_applied():
     """The last pass (target 5, controls 1 and 6 in two clusters, factoring) is folded into the readout;
     values and gradients still match PennyLane."""
     from hqdm.quantum.circuits import Circuit, Gate
-    from hqdm.quantum.simulator import compile_circuit, simulate
+    from hqdm.quantum.simulator import compile_circuit
 
     gates = (
         *(Gate("CRX", (0, 1), 0), Gate("CRZ", (1, 2), 1), Gate("CRX", (2, 3), 2)),
@@ -464,23 +473,7 @@ def test_a_last_one_target_pass_is_read_out_without_being_applied():
     (part,) = compile_circuit(circuit).parts
     assert part.plan.reads_last_pass
     assert (part.plan.cluster_passes[-1].block, part.plan.cluster_passes[-1].controls) == ((5,), (1, 6))
-    g = torch.Generator().manual_seed(4)
-    x = torch.rand(5, 8, generator=g, dtype=torch.float64) * 6 - 3
-    w = torch.rand(10, generator=g, dtype=torch.float64) * 6
-    probe = torch.randn(5, 8, generator=g, dtype=torch.float64)
-    apply = to_pennylane(circuit)
-
-    @qml.qnode(qml.device("default.qubit", wires=8), interface="torch", diff_method="backprop")
-    def reference(x, w):
-        apply(x, w)
-        return [qml.expval(qml.PauliZ(i)) for i in range(8)]
-
-    def ours(x, w):
-        return simulate(compile_circuit(circuit), x[None], w[None], dtype=torch.complex128)[0]
-
-    expected = _value_and_grads(lambda x, w: torch.stack(reference(x, w), -1), x, w, probe)
-    for a, b in zip(_value_and_grads(ours, x, w, probe), expected, strict=True):
-        assert torch.allclose(a, b, atol=1e-10, rtol=0)
+    _assert_matches_pennylane(circuit, batch=5, seed=4)
 
 
 @pytest.mark.parametrize(
