@@ -417,8 +417,8 @@ def _rotations(angles: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
 def plan_unitaries(plan: ConnectedPlan, weights: torch.Tensor, dtype: torch.dtype) -> list[torch.Tensor]:
     """The unitary per control value, (K, C, d, d), of every pass in plan order, for weights (K, n_weights).
 
-    All passes of one shape are built together, gate by gate, each gate touching two entries per row: a
-    few small ops per gate slot instead of dense ``d x d`` products per pass.
+    All passes of one shape are built together: gate by gate, each gate touching two entries per row, or,
+    when the dense gate matrices are small (few circuits), by their pairwise products.
     """
     units: list[torch.Tensor] = [torch.empty(0)] * (len(plan.cluster_passes) + len(plan.passes))
     for stack in plan.unitary_stacks:
