@@ -922,10 +922,8 @@ def _cluster_operator(p: Pass, open_wires: list[int], observables: torch.Tensor)
         if w == p.block[0]:
             factor = observables
         else:
-            bit = ((values >> (m - 1 - p.controls.index(w))) & 1).to(observables.dtype.to_real())
-            factor = (
-                torch.diag_embed(torch.stack([1 - bit, bit], -1)).to(observables.dtype).expand(k, -1, -1, -1)
-            )
+            bit = ((values >> (m - 1 - p.controls.index(w))) & 1).to(observables.dtype)
+            factor = torch.diag_embed(torch.stack([1 - bit, bit], -1)).expand(k, -1, -1, -1)
         operator = (
             (operator[..., :, None, :, None] * factor[..., None, :, None, :]).flatten(-4, -3).flatten(-2)
         )
