@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hqdm import bench
+from hqdm import bench, bench_compute
 from hqdm.cli import main
 from hqdm.quantum import ANGLES_PER_LAYER, build_circuit, expvals
 
@@ -107,40 +107,91 @@ def test_quantum_benchmark_rows_with_torchquantum(monkeypatch):
     )
 
 
-def test_train_step_rounds_compare_each_model_with_its_own_rounds_unet(monkeypatch):
-    """Round r's ratio uses round r's U-Net; the table reports medians and the range."""
-    seconds = iter([2.0, 3.0, 4.0, 4.4, 3.0, 3.9])  # round by round: unet, qvunet-1hq
-    calls = []
-
+def _fake_step(seconds):
     def fake(kind, extra_env=None, **kwargs):
-        calls.append(kwargs["model_name"])
-        return {"seconds": next(seconds), "peak_mb": 5.0, "params": 10, "quantum_params": 1}
+        if kind.endswith("measure_gemm"):
+            return {"gflops": 100.0 if kwargs["dtype"] == "float32" else 400.0}
+        return {
+            "seconds": next(seconds), "peak_mb": 5.0, "gflop": 8.0, "params": 10, "quantum_params": 1,
+            "model": kwargs["model_name"], "path": kwargs["path"],
+        }  # fmt: skip
 
-    monkeypatch.setattr(bench, "_subprocess", fake)
+    return fake
+
+
+def test_train_step_ratios_pair_each_measurement_with_its_own_round(monkeypatch):
+    """Round r's speed-up uses round r's plain path of the same model, its ratio round r's U-Net on the same
+    path; the table gives medians and ranges, GFLOP/s and the fraction of the bf16 matrix-product rate."""
+    # round by round: unet plain, unet bf16, qvunet-1hq plain, qvunet-1hq bf16
+    seconds = iter([2.0, 0.5, 3.0, 1.0, 2.2, 0.4, 3.3, 0.8, 1.8, 0.5, 2.7, 0.6])
+    monkeypatch.setattr(bench, "_subprocess", _fake_step(seconds))
     lines = []
-    results = bench.train_step_benchmark(("qvunet-1hq",), seconds=0, rounds=3, echo=lines.append)
-    assert calls == ["unet", "qvunet-1hq"] * 3
-    assert results["qvunet-1hq"]["ratios"] == [1.5, 1.1, 1.3]
-    assert results["qvunet-1hq"]["ratio"] == 1.3
-    assert results["qvunet-1hq"]["seconds"] == 3.9
-    row = next(line for line in lines if line.startswith("| qvunet-1hq"))
-    assert "| 1.30x | 1.10-1.50x |" in row
-    assert lines[-4].count("|") == lines[-3].count("|") == row.count("|")  # header, rule and rows agree
+    results = bench_compute.train_step_benchmark(
+        ("qvunet-1hq",), ("plain", "bf16"), seconds=0, rounds=3, echo=lines.append
+    )
+    hybrid = results["qvunet-1hq", "bf16"]
+    assert hybrid["speedup"] == pytest.approx([3.0, 4.125, 4.5])
+    assert hybrid["vs_unet"] == pytest.approx([2.0, 2.0, 1.2])
+    assert hybrid["seconds"] == 0.8 and hybrid["gflops"] == 10.0
+    row = next(line for line in lines if line.startswith("| qvunet-1hq") and "| bf16 |" in line)
+    assert "| 4.12x (3.00-4.50) | 2.00x (1.20-2.00) |" in row
+    assert "| 10 | 2% |" in row  # 8 GFLOP in 0.8 s, of the 400 GFLOP/s bf16 rate
+    assert "bf16 400 GFLOP/s" in lines[1]
+    header = next(i for i, line in enumerate(lines) if line.startswith("| model"))
+    assert lines[header].count("|") == lines[header + 1].count("|") == row.count("|")
     assert sum(line.startswith("# round") for line in lines) == 3
 
 
 @pytest.mark.parametrize(("argv", "keep_heap"), [([], True), (["--glibc-heap-defaults"], False)])
-def test_train_step_heap_setting_reaches_every_measurement(monkeypatch, capsys, argv, keep_heap):
-    """Every training and sampling measurement runs as ``hqdm train`` runs, unless the flag asks for
-    glibc's defaults, and the header says which."""
+def test_compute_benchmarks_pass_the_heap_setting_to_every_measurement(monkeypatch, capsys, argv, keep_heap):
+    """Every measurement runs as ``hqdm train`` runs, unless the flag asks for glibc's defaults."""
     seen = []
 
     def fake(kind, extra_env=None, **kwargs):
-        seen.append((kind, kwargs["keep_heap"]))
-        return {"seconds": 1.0, "peak_mb": 1.0, "params": 1, "quantum_params": 0, "images_per_s": 1.0}
+        seen.append((kind, kwargs.get("keep_heap")))
+        return {
+            "seconds": 1.0, "peak_mb": 1.0, "gflop": 1.0, "params": 1, "quantum_params": 0, "gflops": 1.0,
+            "evals_per_s": 1.0, "images_per_s": 1.0,
+        }  # fmt: skip
 
     monkeypatch.setattr(bench, "_subprocess", fake)
-    argv = ["bench", "train-step", "--models", "unet", "--seconds", "0", "--sample-steps", "2", *argv]
-    assert main(argv) == 0
-    assert seen == [("measure_train_step", keep_heap), ("measure_sampling", keep_heap)]
+    assert main(["bench", "train-step", "--models", "unet", "--paths", "fp32", "--seconds", "0", *argv]) == 0
+    assert main(["bench", "sample", "--paths", "fp32", "--steps", "1", *argv]) == 0
+    assert main(["bench", "fid", "--seconds", "0", *argv]) == 0
+    measured = [(kind, heap) for kind, heap in seen if not kind.endswith("measure_gemm")]
+    assert [kind for kind, _ in measured] == [
+        "bench_compute.measure_train_step",
+        "bench_compute.measure_sampler",
+        "bench_compute.measure_sampler",
+        "bench_compute.measure_inception",
+        "bench_compute.measure_inception",
+    ]
+    assert all(heap is keep_heap for _, heap in measured)
     assert ("glibc heap defaults" in capsys.readouterr().out.splitlines()[0]) is not keep_heap
+
+
+def test_unknown_path_is_a_named_usage_error(capsys):
+    assert main(["bench", "train-step", "--paths", "fp16"]) == 2
+    assert "--paths: unknown or empty ['fp16']" in capsys.readouterr().err
+
+
+def test_train_step_measurement_runs_for_real_on_every_path():
+    """The measuring code itself (no fake): a tiny step of the U-Net on each path, with its FLOP count."""
+    results = {
+        path: bench_compute.measure_train_step("unet", batch=2, seconds=0, path=path, keep_heap=False)
+        for path in bench_compute.PATHS
+    }
+    assert all(r["seconds"] > 0 and r["params"] == 483_321 for r in results.values())
+    # the regrouped linear attention does less work than the plain one; bf16 counts the same products
+    assert results["fp32"]["gflop"] < results["plain"]["gflop"]
+    assert results["bf16"]["gflop"] == results["fp32"]["gflop"]
+
+
+def test_sampler_measurement_runs_for_real():
+    result = bench_compute.measure_sampler("unet", "ddpm", batch=2, steps=2, path="bf16", keep_heap=False)
+    assert result["evals_per_s"] > 0 and result["seconds"] > 0
+
+
+def test_real_subprocess_returns_a_measurement():
+    """The subprocess plumbing with a qualified measurement name, end to end (a small matrix product)."""
+    assert bench._subprocess("bench_compute.measure_gemm", dtype="float32", size=64, seconds=0)["gflops"] > 0

@@ -1,4 +1,4 @@
-"""Benchmarks: the quantum engine against PennyLane and TorchQuantum, and a training step of every model.
+"""Benchmarks of the quantum engine against PennyLane and TorchQuantum (the classical compute: bench_compute).
 
 Every figure is measured in this run, each measurement in a fresh subprocess so that its peak memory
 (resident set growth over the process's state just before the timed work) is its own. Ratios compare
@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import threading
@@ -321,55 +320,6 @@ def measure_circuits(
     return {"seconds": seconds_per_call, "circuits_per_s": batch / seconds_per_call, "peak_mb": peak}
 
 
-def measure_train_step(model_name: str, batch: int, seconds: float, keep_heap: bool = True) -> dict:
-    """Seconds per training step, in a process set up as ``hqdm train`` sets up its own (``keep_heap``
-    False: with glibc's heap defaults instead, for comparison)."""
-    from hqdm.models import build_model, count_parameters
-    from hqdm.train.memory import keep_freed_memory
-
-    if keep_heap:
-        keep_freed_memory()
-    torch.manual_seed(0)
-    model = build_model(model_name)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-8)
-    x = torch.randn(batch, 1, 28, 28)
-    t = torch.randint(0, 1000, (batch,))
-    eps = torch.randn_like(x)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss = (model(x, t) - eps).square().mean()
-        loss.backward()
-        optimizer.step()
-
-    # three warm-up steps: the heap keeps settling over the first few steps (the page faults per step
-    # of a QVU-Net fall for several steps), and a training run is thousands of steps
-    seconds_per_step, peak = _time(step, seconds, 2, warmup=3)
-    classical, quantum = count_parameters(model)
-    return {
-        "seconds": seconds_per_step,
-        "peak_mb": peak,
-        "params": classical + quantum,
-        "quantum_params": quantum,
-    }
-
-
-def measure_sampling(model_name: str, batch: int, steps: int, keep_heap: bool = True) -> dict:
-    """DDIM sampling images/s of a freshly initialised model (the cost does not depend on training)."""
-    from hqdm.diffusion import DDIMSampler, make_schedule
-    from hqdm.models import build_model
-    from hqdm.train.memory import keep_freed_memory
-
-    if keep_heap:
-        keep_freed_memory()  # as ``hqdm sample`` runs
-    torch.manual_seed(0)
-    model = build_model(model_name)
-    sampler = DDIMSampler(make_schedule("cosine"), steps=steps)
-    generator = torch.Generator().manual_seed(0)
-    seconds, peak = _time(lambda: sampler.sample(model, (batch, 1, 28, 28), generator=generator), 0.0, 1)
-    return {"seconds": seconds, "images_per_s": batch / seconds, "peak_mb": peak}
-
-
 #: glibc raises its mmap threshold after large frees and then keeps freed blocks in the heap, so the resident
 #: set grows with the number of large temporaries; a fixed threshold returns them and shows live memory only
 #: (it costs speed, so it is used for the memory-vs-depth table alone).
@@ -378,7 +328,8 @@ LIVE_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 def _subprocess(kind: str, extra_env: dict[str, str] | None = None, **kwargs) -> dict:
     """Run one measurement in a fresh interpreter and return its JSON result."""
-    code = f"import json, hqdm.bench as b; print(json.dumps(b.{kind}(**{kwargs!r})))"
+    module, _, function = kind.rpartition(".")  # "measure_x" (this module) or "bench_compute.measure_x"
+    code = f"import json, hqdm.{module or 'bench'} as b; print(json.dumps(b.{function}(**{kwargs!r})))"
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "passive")}
     env.update(extra_env or {})
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
@@ -534,78 +485,4 @@ def depth_memory_benchmark(
         )
         results[layers] = result
         echo(f"| {layers} | {result['circuits_per_s']:,.0f} | {result['peak_mb']:,.0f} |")
-    return results
-
-
-def train_step_benchmark(
-    models: tuple[str, ...] | None = None,
-    batch: int = 128,
-    seconds: float = 10.0,
-    sample_steps: int = 0,
-    sample_batch: int = 32,
-    rounds: int = 1,
-    keep_heap: bool = True,
-    echo: Callable[[str], None] = print,
-) -> dict[str, dict]:
-    """Forward + backward + Adam step of every registered model, as a ratio to the classical U-Net.
-
-    ``rounds`` > 1 measures the U-Net and every model that many times, in turn; each round's ratios use
-    that round's U-Net, and the table gives the medians and the range of the ratios. Load from outside
-    drifts over minutes, so a model is compared with a U-Net measured close to it.
-    With ``sample_steps`` > 0 also DDIM sampling images/s at that many steps (batch ``sample_batch``),
-    measured once. ``keep_heap`` False measures with glibc's heap defaults instead of the setting of
-    ``hqdm``'s commands (:func:`hqdm.train.memory.keep_freed_memory`).
-    """
-    from hqdm.models import list_models
-
-    names = list(models or list_models())
-    if "unet" in names:
-        names.remove("unet")
-    names.insert(0, "unet")
-    heap = "" if keep_heap else ", glibc heap defaults"
-    echo(f"# training step benchmark, batch {batch}, {rounds} round(s){heap} ({machine_line()})")
-    measured: dict[str, list[dict]] = {name: [] for name in names}
-    for index in range(rounds):
-        for name in names:
-            measured[name].append(
-                _subprocess(
-                    "measure_train_step", model_name=name, batch=batch, seconds=seconds, keep_heap=keep_heap
-                )
-            )
-        if rounds > 1:
-            times = ", ".join(f"{name} {runs[-1]['seconds']:.2f} s" for name, runs in measured.items())
-            echo(f"# round {index + 1}/{rounds}: {times}")
-    spread = " ratio range |" if rounds > 1 else ""
-    sampling = f" DDIM-{sample_steps} images/s (batch {sample_batch}) |" if sample_steps else ""
-    echo(
-        f"| model | params (quantum) | seconds/step | ratio to unet |{spread} train images/s | peak MB |"
-        f"{sampling}"
-    )
-    echo(
-        "|---|---:|---:|---:|"
-        + ("---:|" if rounds > 1 else "")
-        + "---:|---:|"
-        + ("---:|" if sample_steps else "")
-    )
-    results: dict[str, dict] = {}
-    for name, runs in measured.items():
-        ratios = [run["seconds"] / unet["seconds"] for run, unet in zip(runs, measured["unet"], strict=True)]
-        result = {**runs[0], "seconds": statistics.median(r["seconds"] for r in runs)}
-        result.update(ratio=statistics.median(ratios), ratios=ratios, peak_mb=max(r["peak_mb"] for r in runs))
-        if sample_steps:
-            result["sampling"] = _subprocess(
-                "measure_sampling",
-                model_name=name,
-                batch=sample_batch,
-                steps=sample_steps,
-                keep_heap=keep_heap,
-            )
-        results[name] = result
-        ranges = f" {min(ratios):.2f}-{max(ratios):.2f}x |" if rounds > 1 else ""
-        extra = f" {result['sampling']['images_per_s']:.2f} |" if sample_steps else ""
-        echo(
-            f"| {name} | {result['params']:,} ({result['quantum_params']:,}) | {result['seconds']:.2f} | "
-            f"{result['ratio']:.2f}x |{ranges} {batch / result['seconds']:.1f} | "
-            f"{result['peak_mb']:,.0f} |{extra}"
-        )
     return results

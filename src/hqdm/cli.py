@@ -51,6 +51,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     )  # fmt: skip
 
 
+def _choices(text: str, valid: Sequence[str], option: str) -> tuple[str, ...]:
+    """A comma-separated list of names from ``valid``; anything else is a named usage error."""
+    from hqdm.config import ConfigError
+
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in valid]
+    if unknown or not names:
+        raise ConfigError(f"{option}: unknown or empty {unknown or text!r}; choose from {','.join(valid)}")
+    return names
+
+
 def _positive_int(text: str) -> int:
     """argparse type: a whole number >= 1, else argparse's named usage error."""
     try:
@@ -60,6 +71,14 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
     return value
+
+
+def _add_precision(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        help=f"classical layers in fp32 or bf16 autocast, {what}",
+    )
 
 
 # --- subcommands ---------------------------------------------------------------------------------
@@ -80,15 +99,19 @@ def _train(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument(
         "--max-steps", type=int, help="stop (with a checkpoint) after this many optimiser steps"
     )
+    _add_precision(parser, "sets training.precision (default: the config's)")
 
     def run(args: argparse.Namespace) -> int:
         from hqdm.config import load_config
         from hqdm.train import train
         from hqdm.train.distributed import is_main_process
 
-        values = {
-            k: v for k, v in (("data.data_dir", args.data_dir), ("output_dir", args.out)) if v is not None
-        }
+        options = (
+            ("data.data_dir", args.data_dir),
+            ("output_dir", args.out),
+            ("training.precision", args.precision),
+        )
+        values = {k: v for k, v in options if v is not None}
         cfg = load_config(args.config, args.overrides, values=values)
         result = train(cfg, resume=args.resume, max_steps=args.max_steps)
         if not is_main_process():  # under torchrun, rank 0 reports for the job
@@ -117,6 +140,7 @@ def _sample(parser: argparse.ArgumentParser) -> Runner:
         "--no-ema", action="store_true", help="use the online weights instead of the EMA weights"
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    _add_precision(parser, "of the classical layers (default: the one the model was trained at)")
 
     def run(args: argparse.Namespace) -> int:
         from hqdm.train import sample_checkpoint
@@ -134,6 +158,7 @@ def _sample(parser: argparse.ArgumentParser) -> Runner:
             seed=args.seed,
             use_ema=not args.no_ema,
             device=device,
+            precision=args.precision,
             progress=sys.stderr.isatty(),
         )
         if not is_main_process():
@@ -213,7 +238,7 @@ def _data(parser: argparse.ArgumentParser) -> Runner:
     "measure the quantum engine against PennyLane and TorchQuantum, or a training step of every model",
 )
 def _bench(parser: argparse.ArgumentParser) -> Runner:
-    kinds = parser.add_subparsers(dest="kind", required=True, metavar="{quantum,train-step}")
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="{quantum,train-step,sample,fid}")
     quantum = kinds.add_parser(
         "quantum", help="circuits/s of hqdm vs PennyLane default.qubit and TorchQuantum, peak memory"
     )
@@ -233,23 +258,33 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
     quantum.add_argument(
         "--depths", default="1,3,6,12", help="layer counts for the memory-vs-depth table ('' skips it)"
     )
-    step = kinds.add_parser("train-step", help="forward+backward+Adam per model, as a ratio to the U-Net")
+    step = kinds.add_parser(
+        "train-step", help="forward+backward+Adam per model and path (plain, fp32, bf16), GFLOP/s"
+    )
     step.add_argument("--models", default=None, help="comma-separated model names (default: all)")
+    step.add_argument("--paths", default="plain,fp32,bf16", help="comma-separated: plain,fp32,bf16")
     step.add_argument("--batch", type=int, default=128)
-    step.add_argument("--seconds", type=float, default=10.0, help="minimum timing per model")
-    step.add_argument("--sample-steps", type=int, default=0, help="also time DDIM sampling with N steps")
-    step.add_argument("--sample-batch", type=int, default=32, help="images per DDIM sampling run")
+    step.add_argument("--seconds", type=float, default=10.0, help="minimum timing per measurement")
     step.add_argument(
         "--rounds",
         type=_positive_int,
         default=1,
         help="measure every model this many times, in turn; report medians",
     )
-    step.add_argument(
-        "--glibc-heap-defaults",
-        action="store_true",
-        help="measure with glibc's default heap settings instead of those hqdm's commands set",
-    )
+    sample = kinds.add_parser("sample", help="model evaluations/s of DDIM and DDPM per path")
+    sample.add_argument("--models", default="unet", help="comma-separated model names (default: unet)")
+    sample.add_argument("--paths", default="plain,fp32,bf16", help="comma-separated: plain,fp32,bf16")
+    sample.add_argument("--batch", type=int, default=256)
+    sample.add_argument("--steps", type=_positive_int, default=10, help="model evaluations per timing")
+    fid = kinds.add_parser("fid", help="images/s of the FID Inception network in fp32 and bf16")
+    fid.add_argument("--batch", type=int, default=100)
+    fid.add_argument("--seconds", type=float, default=10.0, help="minimum timing per precision")
+    for kind in (step, sample, fid):
+        kind.add_argument(
+            "--glibc-heap-defaults",
+            action="store_true",
+            help="measure with glibc's default heap settings instead of those hqdm's commands set",
+        )
 
     def run(args: argparse.Namespace) -> int:
         from hqdm import bench
@@ -268,13 +303,23 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
                     batch=max(int(b) for b in args.batches.split(",")),
                     depths=tuple(int(d) for d in args.depths.split(",")),
                 )
-        else:
-            models = tuple(args.models.split(",")) if args.models else None
-            bench.train_step_benchmark(
-                models, batch=args.batch, seconds=args.seconds,
-                sample_steps=args.sample_steps, sample_batch=args.sample_batch, rounds=args.rounds,
-                keep_heap=not args.glibc_heap_defaults,
-            )  # fmt: skip
+            return 0
+        from hqdm import bench_compute
+
+        keep_heap = not args.glibc_heap_defaults
+        if args.kind == "fid":
+            bench_compute.fid_benchmark(batch=args.batch, seconds=args.seconds, keep_heap=keep_heap)
+            return 0
+        models = tuple(args.models.split(",")) if args.models else None
+        paths = _choices(args.paths, bench_compute.PATHS, "--paths")
+        if args.kind == "sample":
+            bench_compute.sample_benchmark(
+                models or ("unet",), paths, batch=args.batch, steps=args.steps, keep_heap=keep_heap
+            )
+            return 0
+        bench_compute.train_step_benchmark(
+            models, paths, batch=args.batch, seconds=args.seconds, rounds=args.rounds, keep_heap=keep_heap
+        )
         return 0
 
     return run
@@ -310,6 +355,7 @@ def _evaluate(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--batch-size", type=int, default=100, help="images sampled and scored at once")
     parser.add_argument("--kid-subset-size", type=int, default=100, help="KID subset size (the paper's 100)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    _add_precision(parser, "of the sampling model (default: the one it was trained at)")
 
     def run(args: argparse.Namespace) -> int:
         from pathlib import Path
@@ -336,6 +382,7 @@ def _evaluate(parser: argparse.ArgumentParser) -> Runner:
             data_dir=args.data_dir,
             inception_weights=args.inception_weights,
             device=resolve_device(args.device, key="--device"),
+            precision=args.precision,
             progress=sys.stderr.isatty(),
         )
         print(result.markdown_path.read_text(encoding="utf-8").rstrip())

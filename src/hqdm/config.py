@@ -41,6 +41,7 @@ __all__ = [
 
 SamplerName = Literal["ddpm", "ddim"]
 NoiseName = Literal["gaussian", "quantum"]  # hqdm.diffusion.NOISE_SOURCES
+PrecisionName = Literal["auto", "fp32", "bf16"]  # hqdm.precision.PRECISIONS
 
 
 class ConfigError(ValueError):
@@ -90,6 +91,8 @@ class TrainingConfig:
     checkpoint_every: int = 1000  # in optimiser steps; a checkpoint is also written at every epoch end
     keep_last: int = 3
     device: str = "auto"  # "auto" picks CUDA when available
+    # classical layers in float32, or bfloat16 autocast ("auto": bf16 where the device has it natively)
+    precision: PrecisionName = "fp32"
     log_every: int = 10  # steps between CSV/TensorBoard rows
 
 

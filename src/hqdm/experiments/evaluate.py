@@ -199,6 +199,7 @@ def evaluate_checkpoint(
     inception_weights: str | Path | None = None,
     cache_dir: str | Path | None = None,
     device: torch.device | None = None,
+    precision: str | None = None,
     progress: bool = False,
     model_factory: ModelFactory = default_model_factory,
     feature_extractor: nn.Module | None = None,
@@ -213,7 +214,9 @@ def evaluate_checkpoint(
     from hqdm.metrics import evaluate_images
 
     resolved = resolve_checkpoint(Path(checkpoint))
-    model, raw = load_checkpoint_model(resolved, device=device, model_factory=model_factory)
+    model, raw = load_checkpoint_model(
+        resolved, device=device, precision=precision, model_factory=model_factory
+    )
     cfg = config_from_dict(raw, check_names=False)
     data_dir = data_dir if data_dir is not None else cfg.data.data_dir
     if real_images is None:
@@ -236,6 +239,7 @@ def evaluate_checkpoint(
         "metrics": metrics,
         "settings": settings.as_dict(),
         "checkpoint": _checkpoint_info(resolved, model, cfg),
+        "precision": getattr(model, "precision", "fp32"),  # of the sampling model's classical layers
         "real": {
             "dataset": cfg.data.dataset,
             "split": "train",

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hqdm.models.blocks import ChannelLayerNorm, Conv2d
+from hqdm.models.blocks import LAYER_NORM_EPS, ChannelLayerNorm, Conv2d
 
 HEADS = 4
 DIM_HEAD = 32
@@ -22,7 +22,16 @@ def _split_qkv(qkv: Tensor, heads: int, dim_head: int) -> tuple[Tensor, Tensor, 
 
 
 class LinearAttention(nn.Module):
-    """Softmax-kernel linear attention; q softmaxed over features, k over positions."""
+    """Softmax-kernel linear attention; q softmaxed over features, k over positions.
+
+    Per head, with the 1x1 projections ``W_q, W_k, W_v`` (rows of ``to_qkv``) and ``W_o`` (``to_out``)::
+
+        out = W_o_h (W_v_h X K_h^T / N) softmax_d(W_q_h X) / sqrt(d) + bias,   K_h = softmax_n(W_k_h X)
+
+    Evaluated right to left as written, v and the per-head outputs are (B, 128, H*W) maps, three times the
+    work of the (B, C, H*W) input at C = 10. The forward regroups the same products so that only q and k
+    are maps: ``M_h = W_o_h W_v_h (X K_h^T)`` is (C x d) per sample and ``out = sum_h M_h q_h``.
+    """
 
     def __init__(self, channels: int, heads: int = HEADS, dim_head: int = DIM_HEAD) -> None:
         super().__init__()
@@ -33,15 +42,20 @@ class LinearAttention(nn.Module):
         self.out_norm = ChannelLayerNorm(channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        b, _, height, width = x.shape
-        q, k, v = _split_qkv(self.to_qkv(x), self.heads, self.dim_head)
-        q = q.softmax(dim=2) * self.dim_head**-0.5
-        k = k.softmax(dim=3)
-        v = v / (height * width)
-        context = torch.einsum("bhdn,bhen->bhde", k, v)
-        out = torch.einsum("bhde,bhdn->bhen", context, q)
-        out = out.reshape(b, self.heads * self.dim_head, height, width)
-        return self.out_norm(self.to_out(out))
+        b, c, height, width = x.shape
+        n, heads, d = height * width, self.heads, self.dim_head
+        hidden = heads * d
+        tokens = x.permute(0, 2, 3, 1).reshape(b, n, c)  # a view when x is channels-last
+        w_q, w_k, w_v = self.to_qkv.weight.view(3, hidden, c).unbind(0)
+        q = F.linear(tokens, w_q).view(b, n, heads, d).softmax(dim=-1).view(b, n, hidden)
+        k = F.linear(tokens, w_k).softmax(dim=1)  # over positions
+        kx = torch.bmm(k.transpose(1, 2), tokens).view(b, heads, d, c)  # K_h X^T
+        w_o = self.to_out.weight.view(c, heads, d)  # [c_out, head, e]
+        w_ov = torch.einsum("khe,hec->hkc", w_o, w_v.view(heads, d, c)) * (d**-0.5 / n)  # W_o_h W_v_h
+        m = torch.einsum("bhdc,hkc->bhdk", kx, w_ov).reshape(b, hidden, c)
+        out = torch.baddbmm(self.to_out.bias.expand(b, 1, c), q, m)
+        out = F.layer_norm(out, (c,), self.out_norm.weight, None, LAYER_NORM_EPS)
+        return out.view(b, height, width, c).permute(0, 3, 1, 2)  # channels-last NCHW
 
 
 class FullAttention(nn.Module):

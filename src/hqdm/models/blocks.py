@@ -75,6 +75,31 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(GROUPS, channels, eps=GROUP_NORM_EPS)
 
 
+def norm_film_silu(
+    x: Tensor, norm: nn.GroupNorm, scale: Tensor | None = None, shift: Tensor | None = None
+) -> Tensor:
+    """``silu(GN(x) * (1 + scale) + shift)`` (FiLM omitted when ``scale`` is None), in float32.
+
+    GroupNorm's and FiLM's affine maps fold into one per-(sample, channel) ``x * a + b``, so the map is
+    read once for the statistics and once for the output, in NCHW or channels-last, where the unfused
+    chain (``F.group_norm``, two FiLM ops) made several passes and channels-last GroupNorm is slow on CPU.
+    """
+    b, c = x.shape[:2]
+    g = norm.num_groups
+    xf = x.float()  # statistics and output in float32, also under bf16 autocast
+    if xf.is_contiguous(memory_format=torch.channels_last) and not xf.is_contiguous():
+        grouped = xf.permute(0, 2, 3, 1).reshape(b, -1, g, c // g)  # a view: (B, H*W, G, C/G)
+        var, mean = torch.var_mean(grouped, dim=(1, 3), correction=0)
+    else:
+        var, mean = torch.var_mean(xf.reshape(b, g, -1), dim=2, correction=0)
+    rstd = torch.rsqrt(var + norm.eps).repeat_interleave(c // g, dim=1)  # (B, C)
+    a = rstd * norm.weight
+    shift_c = norm.bias - mean.repeat_interleave(c // g, dim=1) * a
+    if scale is not None:
+        a, shift_c = a * (1 + scale), shift_c * (1 + scale) + shift
+    return F.silu(torch.addcmul(shift_c[:, :, None, None], xf, a[:, :, None, None]))
+
+
 class SinusoidalEmbedding(nn.Module):
     """``[sin(t f_k) | cos(t f_k)]`` with ``f_k = exp(-k ln(10000) / (half - 1))``."""
 
@@ -107,15 +132,17 @@ class TimeEmbedding(nn.Module):
 
 
 class FiLM(nn.Module):
-    """Time conditioning ``h * (1 + scale) + shift`` with ``[scale | shift] = Dense(SiLU(temb))``."""
+    """Time conditioning ``h * (1 + scale) + shift`` with ``[scale | shift] = Dense(SiLU(temb))``;
+    applied by :func:`norm_film_silu`, fused with the GroupNorm before it."""
 
     def __init__(self, time_dim: int, channels: int) -> None:
         super().__init__()
         self.dense = Linear(time_dim, 2 * channels)
 
-    def forward(self, h: Tensor, temb: Tensor) -> Tensor:
-        scale, shift = self.dense(F.silu(temb))[:, :, None, None].chunk(2, dim=1)
-        return h * (1 + scale) + shift
+    def scale_shift(self, temb: Tensor) -> tuple[Tensor, Tensor]:
+        """(scale, shift), each (B, channels), in float32."""
+        scale, shift = self.dense(F.silu(temb)).float().chunk(2, dim=1)
+        return scale, shift
 
 
 class ResnetBlock(nn.Module):
@@ -133,8 +160,8 @@ class ResnetBlock(nn.Module):
         )
 
     def forward(self, x: Tensor, temb: Tensor) -> Tensor:
-        h = F.silu(self.time_mlp(self.norm_0(self.conv_0(x)), temb))
-        h = F.silu(self.norm_1(self.conv_1(h)))
+        h = norm_film_silu(self.conv_0(x), self.norm_0, *self.time_mlp.scale_shift(temb))
+        h = norm_film_silu(self.conv_1(h), self.norm_1)
         return self.res_conv(x) + h
 
 

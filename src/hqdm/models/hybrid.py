@@ -7,10 +7,9 @@ GroupNorm / FiLM / SiLU / residual skeleton. A 12-qubit circuit reads three chan
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hqdm.models.blocks import FiLM, WSConv2d, group_norm
+from hqdm.models.blocks import FiLM, WSConv2d, group_norm, norm_film_silu
 from hqdm.models.semantics import Semantics, resolve_semantics
 from hqdm.quantum.layers import PatchCircuit, Quanvolution
 
@@ -72,11 +71,11 @@ class QResnetBlock(nn.Module):
         q = self.quantum_channels
         q1 = self.circuits_1(x[:, :q])
         h = torch.cat([q1, self.conv_0(x[:, q:])], dim=1)
-        h = F.silu(self.time_mlp(self.norm_0(h), temb))
+        h = norm_film_silu(h, self.norm_0, *self.time_mlp.scale_shift(temb))
         # The reference computes circuits_2(h) and then discards it; skipping it gives the same output.
         q2 = q1 if self.semantics.vertex_stage2_reuses_stage1 else self.circuits_2(h[:, :q])
         h = torch.cat([q2, self.conv_1(h[:, q:])], dim=1)
-        return x + F.silu(self.norm_1(h))
+        return x + norm_film_silu(h, self.norm_1)
 
 
 class QFullResnetBlock(nn.Module):
@@ -106,9 +105,10 @@ class QFullResnetBlock(nn.Module):
         return torch.cat([circuits(x[:, :q]), basic(x[:, q:])], dim=1)
 
     def forward(self, x: Tensor, temb: Tensor) -> Tensor:
-        h = F.silu(self.time_mlp(self.norm_0(self._stage(self.circuits_1, self.basic_1, x)), temb))
+        stage_1 = self._stage(self.circuits_1, self.basic_1, x)
+        h = norm_film_silu(stage_1, self.norm_0, *self.time_mlp.scale_shift(temb))
         basic = self.basic_1 if self.semantics.full_vertex_shares_basic_circuit else self.basic_2
-        return x + F.silu(self.norm_1(self._stage(self.circuits_2, basic, h)))
+        return x + norm_film_silu(self._stage(self.circuits_2, basic, h), self.norm_1)
 
 
 class QuanResnetBlock(nn.Module):
@@ -138,7 +138,7 @@ class QuanResnetBlock(nn.Module):
     def forward(self, x: Tensor, temb: Tensor) -> Tensor:
         q = CHANNELS_PER_CIRCUIT
         h = torch.cat([self.quanv_0(x[:, :q]), self.conv_0(x[:, q:])], dim=1)
-        h = F.silu(self.time_mlp(self.norm_0(h), temb))
+        h = norm_film_silu(h, self.norm_0, *self.time_mlp.scale_shift(temb))
         quanv_input = x if self.semantics.quanv_stage2_reads_block_input else h
         h = torch.cat([self.quanv_1(quanv_input[:, :q]), self.conv_1(h[:, q:])], dim=1)
-        return x + F.silu(self.norm_1(h))
+        return x + norm_film_silu(h, self.norm_1)

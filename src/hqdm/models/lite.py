@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hqdm.precision import MixedPrecisionModel, autocast
 from hqdm.quantum.circuits import chen_circuit
 from hqdm.quantum.simulator import compile_circuit, simulate
 
@@ -83,7 +84,7 @@ class BottleneckCircuit(nn.Module):
         if angles.dim() != 2 or angles.shape[1] != self.n_qubits:
             raise ValueError(f"expected angles of shape (B, {self.n_qubits}), got {tuple(angles.shape)}")
         z = simulate(self.plan, angles[None], self.weights[None], dtype=self.sim_dtype)[0]
-        return z.to(angles.dtype)
+        return z.to(torch.promote_types(angles.dtype, z.dtype))  # float32 also for bf16 angles
 
     def extra_repr(self) -> str:
         return f"qubits={self.n_qubits}, layers={self.n_layers}, variant={self.variant}"
@@ -103,7 +104,7 @@ class QuantumChannelGate(nn.Module):
         return h * (2 * torch.sigmoid(self.to_gates(z)))[:, :, None, None]
 
 
-class LiteUNet(nn.Module):
+class LiteUNet(MixedPrecisionModel):
     """``model(x, t) -> eps`` for (B, C, 28, 28) images; ``n_qubits=None`` is the classical model."""
 
     def __init__(
@@ -132,12 +133,14 @@ class LiteUNet(nn.Module):
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[-2:] != (28, 28):
             raise ValueError(f"LiteUNet expects (B, C, 28, 28) images, got {tuple(x.shape)}")
-        emb = timestep_embedding(t, TIME_DIM).to(x.dtype)
-        e1 = self.enc1(x)
-        e2 = self.enc2(e1)
-        h = self.mid(self.enc3(e2) + self.time_mlp(emb)[:, :, None, None])
-        if self.quantum is not None:
-            h = self.quantum(h)
-        d1 = F.silu(self.up1(h)) + e2 + self.time_up(emb)[:, :, None, None]
-        d2 = F.silu(self.up2(d1))
-        return self.out(torch.cat([d2, e1], dim=1))
+        with autocast(self.precision, x.device):
+            emb = timestep_embedding(t, TIME_DIM).to(x.dtype)
+            e1 = self.enc1(x)
+            e2 = self.enc2(e1)
+            h = self.mid(self.enc3(e2) + self.time_mlp(emb)[:, :, None, None])
+            if self.quantum is not None:
+                h = self.quantum(h)
+            d1 = F.silu(self.up1(h)) + e2 + self.time_up(emb)[:, :, None, None]
+            d2 = F.silu(self.up2(d1))
+            out = self.out(torch.cat([d2, e1], dim=1))
+        return out.to(x.dtype)

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from hqdm.models.attention import AttnBlock
 from hqdm.models.blocks import Conv2d, ResnetBlock, TimeEmbedding, Upsample
+from hqdm.precision import MixedPrecisionModel, autocast
 
 DIM = 10
 DIM_MULTS = (1, 2, 3, 4)
@@ -88,11 +89,15 @@ class DecoderLevel(nn.Module):
         return self.up(self.attn(h))
 
 
-class UNet(nn.Module):
+class UNet(MixedPrecisionModel):
     """Epsilon-prediction U-Net: ``model(x[B,C,28,28], t[B]) -> [B,C,28,28]``.
 
     ``vertex_block`` builds both ``mid`` ResNet blocks; ``encoder_blocks[level]`` builds both ResNet blocks
     of that encoder level. The decoder is always classical, as in the paper.
+
+    The forward runs channels-last (a 3x3 convolution's backward at 10 channels is several times faster
+    than in NCHW on CPU), at ``self.precision`` (:mod:`hqdm.precision`); the output has the
+    input's dtype and layout.
     """
 
     def __init__(
@@ -155,13 +160,15 @@ class UNet(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         self._check_inputs(x, t)
-        temb = self.time_mlp(t.to(x.dtype))
-        h = self.init_conv(x)
-        skips = [h]
-        for level in self.downs:
-            h = level(h, temb, skips)
-        h = self.mid(h, temb)
-        for level in reversed(self.ups):
-            h = level(h, temb, skips)
-        h = self.final_res(torch.cat([h, skips.pop()], dim=1), temb)
-        return self.final_conv(h)
+        with autocast(self.precision, x.device):
+            temb = self.time_mlp(t.to(x.dtype))
+            h = self.init_conv(x.contiguous(memory_format=torch.channels_last))
+            skips = [h]
+            for level in self.downs:
+                h = level(h, temb, skips)
+            h = self.mid(h, temb)
+            for level in reversed(self.ups):
+                h = level(h, temb, skips)
+            h = self.final_res(torch.cat([h, skips.pop()], dim=1), temb)
+            out = self.final_conv(h)
+        return out.to(x.dtype).contiguous(memory_format=torch.contiguous_format)

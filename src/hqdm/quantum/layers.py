@@ -75,7 +75,7 @@ class PatchCircuit(nn.Module):
             raise ValueError(f"PatchCircuit expects (N, {expected}, 2, 2) patches, got {tuple(x.shape)}")
         weights = (self.weights * self.angle_scale).reshape(self.n_circuits, -1)
         z = simulate(self.plan, self._to_wires(x), weights, dtype=self.sim_dtype)
-        return self._from_wires(z).to(x.dtype)
+        return self._from_wires(z).to(torch.promote_types(x.dtype, z.dtype))  # float32 also for bf16 x
 
     def extra_repr(self) -> str:
         return (

@@ -953,6 +953,18 @@ def simulate(
     ``sample_chunk``: (circuit, sample) pairs per call of the cluster stage; by default ``SAMPLE_CHUNK``, or
     more for small circuits, up to ``chunk_amplitudes`` amplitudes of the full state.
     """
+    if torch.is_autocast_enabled(inputs.device.type):
+        # under bf16 autocast the caller's angles may be bf16: simulate at full precision regardless
+        real = torch.empty((), dtype=dtype).real.dtype
+        with torch.autocast(inputs.device.type, enabled=False):
+            return simulate(
+                plan,
+                inputs.to(real),
+                weights.to(real),
+                dtype=dtype,
+                chunk_amplitudes=chunk_amplitudes,
+                sample_chunk=sample_chunk,
+            )
     options = {"dtype": dtype, "chunk_amplitudes": chunk_amplitudes, "sample_chunk": sample_chunk}
     if plan.order is None:
         return _simulate_connected(plan.parts[0].plan, inputs, weights, **options)

@@ -20,6 +20,7 @@ from hqdm.config import ConfigError, config_from_dict
 from hqdm.diffusion import GaussianNoise, make_noise_source, make_sampler, make_schedule
 from hqdm.diffusion.noise import NoiseSource
 from hqdm.diffusion.schedules import NoiseSchedule
+from hqdm.precision import set_precision
 from hqdm.train.checkpoint import load_weights, read_state, resolve_checkpoint
 from hqdm.train.distributed import DistContext, current_context, join_process_group
 from hqdm.train.io import images_to_uint8, save_grid_png, save_samples_npz
@@ -48,9 +49,12 @@ def load_checkpoint_model(
     *,
     use_ema: bool = True,
     device: torch.device | None = None,
+    precision: str | None = None,
     model_factory: ModelFactory = default_model_factory,
 ) -> tuple[nn.Module, dict[str, object]]:
-    """Rebuild a checkpoint's model (EMA weights by default) in eval mode; return it and its config dict."""
+    """Rebuild a checkpoint's model (EMA weights by default) in eval mode; return it and its config dict.
+
+    ``precision`` (``auto``, ``fp32``, ``bf16``) defaults to the one the model was trained at."""
     checkpoint = resolve_checkpoint(Path(checkpoint))
     state, raw = read_state(checkpoint)
     # validated when the run started; the factory rejects an unknown name itself
@@ -58,7 +62,12 @@ def load_checkpoint_model(
     model = model_factory(state.model_name, cfg)
     load_weights(model, checkpoint / ("ema.safetensors" if use_ema else "model.safetensors"))
     # "auto", not the training device: a checkpoint trained on a GPU must still sample on a CPU-only machine
-    model.to(device or resolve_device("auto")).eval()
+    device = device or resolve_device("auto")
+    model.to(device).eval()
+    try:
+        set_precision(model, precision or cfg.training.precision, device)
+    except ValueError as err:
+        raise ConfigError(f"--precision: {err}") from err
     return model, raw
 
 
@@ -146,6 +155,7 @@ def sample_checkpoint(
     seed: int = 0,
     use_ema: bool = True,
     device: torch.device | None = None,
+    precision: str | None = None,
     batch_size: int = 256,
     progress: bool = False,
     model_factory: ModelFactory = default_model_factory,
@@ -158,7 +168,9 @@ def sample_checkpoint(
         raise ConfigError(f"-n: the number of images must be positive, got {num_images}")
     resolved = resolve_checkpoint(Path(checkpoint))
     ctx, device = join_process_group(device or resolve_device("auto"))
-    model, raw = load_checkpoint_model(resolved, use_ema=use_ema, device=device, model_factory=model_factory)
+    model, raw = load_checkpoint_model(
+        resolved, use_ema=use_ema, device=device, precision=precision, model_factory=model_factory
+    )
     cfg = config_from_dict(raw, check_names=False)
     schedule = make_schedule(
         cfg.diffusion.schedule, cfg.diffusion.num_timesteps, **cfg.diffusion.schedule_options

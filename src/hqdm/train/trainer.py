@@ -33,6 +33,7 @@ from tqdm import tqdm
 from hqdm.config import Config, ConfigError, config_to_dict, save_config_json
 from hqdm.diffusion import EMA, GaussianDiffusion, make_noise_source, make_sampler, make_schedule
 from hqdm.diffusion.noise import sample_noise
+from hqdm.precision import set_precision
 from hqdm.train.checkpoint import (
     CheckpointError,
     TrainState,
@@ -173,7 +174,9 @@ def _seeded_model(
     factory: ModelFactory, name: str, cfg: Config, phase: int, device: torch.device
 ) -> nn.Module:
     torch.manual_seed(cfg.training.seed + phase)
-    return factory(name, cfg).to(device)
+    model = factory(name, cfg).to(device)
+    set_precision(model, cfg.training.precision, device)  # the EMA copy inherits it
+    return model
 
 
 class Trainer:

@@ -1,0 +1,275 @@
+"""Benchmarks of the classical compute: a training step of every model, sampler evaluations, FID features.
+
+Each model is measured on three paths in the same run: ``plain`` (the forwards of
+:mod:`hqdm.models.plain`, NCHW float32: the code before the fast path), ``fp32`` and ``bf16`` (the fast
+forwards at that precision). The machine's own matrix-product rate (``torch.mm`` of two 2048x2048
+matrices, fp32 and bf16) is measured in the same run, so a step's GFLOP/s can be read as a fraction of
+what these cores reach on the kind of work they do best. Every measurement runs in a fresh subprocess
+(:func:`hqdm.bench._subprocess`); ratios compare figures of the same round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+from collections.abc import Callable, Iterator
+
+import torch
+
+from hqdm import bench
+
+PATHS = ("plain", "fp32", "bf16")
+GEMM_SIZE = 2048
+
+
+@contextlib.contextmanager
+def _path(model: torch.nn.Module, path: str) -> Iterator[None]:
+    """Run ``model`` on one of :data:`PATHS` inside the block."""
+    from hqdm.models.plain import plain_forwards
+    from hqdm.precision import set_precision
+
+    if path not in PATHS:
+        raise ValueError(f"unknown path {path!r}; choose from {', '.join(PATHS)}")
+    set_precision(model, "bf16" if path == "bf16" else "fp32")
+    with plain_forwards() if path == "plain" else contextlib.nullcontext():
+        yield
+
+
+def _setup(keep_heap: bool) -> None:
+    from hqdm.train.memory import keep_freed_memory
+
+    if keep_heap:
+        keep_freed_memory()  # as ``hqdm``'s commands run
+
+
+# ---------------------------------------------------------------------------------------------------
+# One measurement (runs inside a subprocess)
+
+
+def measure_gemm(dtype: str, size: int = GEMM_SIZE, seconds: float = 2.0) -> dict:
+    """GFLOP/s of ``torch.mm`` on two (size x size) matrices of ``dtype`` ("float32" or "bfloat16")."""
+    a = torch.randn(size, size).to(getattr(torch, dtype))
+    b = torch.randn(size, size).to(getattr(torch, dtype))
+    per_call, _ = bench._time(lambda: torch.mm(a, b), seconds, 3, warmup=2)
+    return {"gflops": 2 * size**3 / per_call / 1e9}
+
+
+def _count_flops(fn: Callable[[], object]) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
+def measure_train_step(
+    model_name: str, batch: int, seconds: float, path: str = "fp32", keep_heap: bool = True
+) -> dict:
+    """Seconds per forward + backward + Adam step at ``batch`` (after three warm-up steps: the heap keeps
+    settling over the first few) and the GFLOP one step performs on this path (``FlopCounterMode``)."""
+    from hqdm.models import build_model, count_parameters
+
+    _setup(keep_heap)
+    torch.manual_seed(0)
+    model = build_model(model_name)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-8)
+    x = torch.randn(batch, model.in_channels, 28, 28)
+    t = torch.randint(0, 1000, (batch,))
+    eps = torch.randn_like(x)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = (model(x, t) - eps).square().mean()
+        loss.backward()
+        optimizer.step()
+
+    with _path(model, path):
+        seconds_per_step, peak = bench._time(step, seconds, 2, warmup=3)
+        gflop = _count_flops(step)
+    classical, quantum = count_parameters(model)
+    return {
+        "seconds": seconds_per_step,
+        "peak_mb": peak,
+        "gflop": gflop,
+        "params": classical + quantum,
+        "quantum_params": quantum,
+    }
+
+
+def measure_sampler(
+    model_name: str, sampler: str, batch: int, steps: int, path: str = "fp32", keep_heap: bool = True
+) -> dict:
+    """Model evaluations per second of a sampler at ``batch`` over ``steps`` evaluations.
+
+    DDPM visits every timestep of its schedule, so it runs on a ``steps``-long cosine schedule: the cost of
+    one evaluation does not depend on the schedule's length."""
+    from hqdm.diffusion import make_sampler, make_schedule
+    from hqdm.models import build_model
+
+    _setup(keep_heap)
+    torch.manual_seed(0)
+    model = build_model(model_name)
+    if sampler == "ddim":
+        chosen = make_sampler("ddim", make_schedule("cosine"), steps=steps)
+    else:
+        chosen = make_sampler("ddpm", make_schedule("cosine", steps))
+    generator = torch.Generator().manual_seed(0)
+    shape = (batch, model.in_channels, 28, 28)
+    with _path(model, path):
+        chosen.sample(model, (2, *shape[1:]), generator=generator)  # warm-up: allocator, kernels
+        seconds, peak = bench._time(lambda: chosen.sample(model, shape, generator=generator), 0.0, 1, 0)
+    return {"seconds": seconds, "evals_per_s": batch * steps / seconds, "peak_mb": peak}
+
+
+def measure_inception(batch: int, precision: str, seconds: float, keep_heap: bool = True) -> dict:
+    """Images/s of the FID feature network on uint8 28x28 grey images (resized to 299x299 inside)."""
+    from hqdm.metrics.inception import FIDInceptionFeatures
+
+    _setup(keep_heap)
+    net = FIDInceptionFeatures(precision=precision)
+    images = torch.randint(0, 256, (batch, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator())
+    per_call, peak = bench._time(lambda: net(images), seconds, 2, warmup=1)
+    return {"seconds": per_call, "images_per_s": batch / per_call, "peak_mb": peak}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reports
+
+
+def _ordered_models(models: tuple[str, ...] | None) -> list[str]:
+    from hqdm.models import list_models
+
+    names = list(models or list_models())
+    if "unet" in names:
+        names.remove("unet")
+    return ["unet", *names]
+
+
+def _median_range(values: list[float]) -> str:
+    middle = statistics.median(values)
+    return f"{middle:.2f}x" if len(values) == 1 else f"{middle:.2f}x ({min(values):.2f}-{max(values):.2f})"
+
+
+def gemm_line(keep_heap: bool = True) -> tuple[str, dict[str, float]]:
+    rates = {
+        dtype: bench._subprocess("bench_compute.measure_gemm", dtype=dtype)["gflops"]
+        for dtype in ("float32", "bfloat16")
+    }
+    line = (
+        f"# machine matrix product (torch.mm {GEMM_SIZE}x{GEMM_SIZE}): fp32 {rates['float32']:.0f} GFLOP/s, "
+        f"bf16 {rates['bfloat16']:.0f} GFLOP/s"
+    )
+    return line, rates
+
+
+def train_step_benchmark(
+    models: tuple[str, ...] | None = None,
+    paths: tuple[str, ...] = PATHS,
+    batch: int = 128,
+    seconds: float = 10.0,
+    rounds: int = 1,
+    keep_heap: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[tuple[str, str], dict]:
+    """Every (model, path) measured ``rounds`` times, in turn. For each: s/step, images/s, GFLOP/s, its
+    fraction of the bf16 matrix-product rate, the speed-up over the ``plain`` path of the same model and
+    round, and the ratio to the U-Net on the same path and round (medians, range over rounds)."""
+    names = _ordered_models(models)
+    heap = "" if keep_heap else ", glibc heap defaults"
+    echo(f"# training step benchmark, batch {batch}, {rounds} round(s){heap} ({bench.machine_line()})")
+    gemm, rates = gemm_line(keep_heap)
+    echo(gemm)
+    runs: dict[tuple[str, str], list[dict]] = {(n, p): [] for n in names for p in paths}
+    for index in range(rounds):
+        for key in runs:
+            name, path = key
+            options = {"batch": batch, "seconds": seconds, "path": path, "keep_heap": keep_heap}
+            runs[key].append(
+                bench._subprocess("bench_compute.measure_train_step", model_name=name, **options)
+            )
+        if rounds > 1:
+            times = ", ".join(f"{n}/{p} {r[-1]['seconds']:.2f} s" for (n, p), r in runs.items())
+            echo(f"# round {index + 1}/{rounds}: {times}")
+    echo(
+        "| model | params (quantum) | path | s/step | images/s | GFLOP/step | GFLOP/s | of bf16 matmul rate "
+        "| speed-up over plain | ratio to unet |"
+    )
+    echo("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    results: dict[tuple[str, str], dict] = {}
+    for (name, path), measured in runs.items():
+        times = [r["seconds"] for r in measured]
+        result = {**measured[0], "seconds": statistics.median(times)}
+        if (name, "plain") in runs:
+            plain = [r["seconds"] for r in runs[name, "plain"]]
+            result["speedup"] = [p / s for p, s in zip(plain, times, strict=True)]
+        result["vs_unet"] = [s / u["seconds"] for s, u in zip(times, runs["unet", path], strict=True)]
+        result["gflops"] = result["gflop"] / result["seconds"]
+        results[name, path] = result
+        speedup = _median_range(result["speedup"]) if "speedup" in result else "-"
+        echo(
+            f"| {name} | {result['params']:,} ({result['quantum_params']:,}) | {path} | "
+            f"{result['seconds']:.3f} | {batch / result['seconds']:.0f} | {result['gflop']:.1f} | "
+            f"{result['gflops']:.0f} | {result['gflops'] / rates['bfloat16']:.0%} | {speedup} | "
+            f"{_median_range(result['vs_unet'])} |"
+        )
+    return results
+
+
+def sample_benchmark(
+    models: tuple[str, ...] = ("unet",),
+    paths: tuple[str, ...] = PATHS,
+    samplers: tuple[str, ...] = ("ddim", "ddpm"),
+    batch: int = 256,
+    steps: int = 10,
+    keep_heap: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[tuple[str, str, str], dict]:
+    """Model evaluations/s of each sampler at ``batch``, per model and path, with the speed-up over
+    ``plain``."""
+    echo(f"# sampling benchmark, batch {batch}, {steps} evaluations per run ({bench.machine_line()})")
+    echo("| model | sampler | path | evaluations/s | images/s at 100 steps | speed-up over plain |")
+    echo("|---|---|---|---:|---:|---:|")
+    results: dict[tuple[str, str, str], dict] = {}
+    for name in _ordered_models(models) if "unet" in models else list(models):
+        for sampler in samplers:
+            for path in paths:
+                result = bench._subprocess(
+                    "bench_compute.measure_sampler",
+                    model_name=name, sampler=sampler, batch=batch, steps=steps, path=path,
+                    keep_heap=keep_heap,
+                )  # fmt: skip
+                results[name, sampler, path] = result
+                plain = results.get((name, sampler, "plain"))
+                speedup = f"{result['evals_per_s'] / plain['evals_per_s']:.2f}x" if plain else "-"
+                echo(
+                    f"| {name} | {sampler} | {path} | {result['evals_per_s']:.0f} | "
+                    f"{result['evals_per_s'] / 100:.1f} | {speedup} |"
+                )
+    return results
+
+
+def fid_benchmark(
+    batch: int = 100,
+    precisions: tuple[str, ...] = ("fp32", "bf16"),
+    seconds: float = 10.0,
+    keep_heap: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[str, dict]:
+    """Images/s of the FID Inception network at each precision, with the speed-up over fp32."""
+    echo(f"# FID feature benchmark, batch {batch}, 28x28 grey -> 299x299 ({bench.machine_line()})")
+    echo("| precision | images/s | seconds per 10,000 images | speed-up over fp32 | peak MB |")
+    echo("|---|---:|---:|---:|---:|")
+    results: dict[str, dict] = {}
+    for precision in precisions:
+        result = bench._subprocess(
+            "bench_compute.measure_inception",
+            batch=batch, precision=precision, seconds=seconds, keep_heap=keep_heap,
+        )  # fmt: skip
+        results[precision] = result
+        base = results.get("fp32")
+        speedup = f"{result['images_per_s'] / base['images_per_s']:.2f}x" if base else "-"
+        echo(
+            f"| {precision} | {result['images_per_s']:.1f} | {10_000 / result['images_per_s']:.0f} | "
+            f"{speedup} | {result['peak_mb']:,.0f} |"
+        )
+    return results
