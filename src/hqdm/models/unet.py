@@ -162,7 +162,8 @@ class UNet(MixedPrecisionModel):
         self._check_inputs(x, t)
         with autocast(self.precision, x.device):
             temb = self.time_mlp(t.to(x.dtype))
-            h = self.init_conv(x.contiguous(memory_format=torch.channels_last))
+            # a 1-channel input is channels-last already, so the layout is set on the first map
+            h = self.init_conv(x).contiguous(memory_format=torch.channels_last)
             skips = [h]
             for level in self.downs:
                 h = level(h, temb, skips)
