@@ -39,7 +39,7 @@ def test_fast_fp32_forward_and_gradients_equal_the_plain_ones(name: str, semanti
     assert fast_grads.keys() == plain_grads.keys()
     # Relative to the largest gradient: a conv bias before a GroupNorm has a zero gradient up to rounding.
     # The largest are the attention output biases, behind a LayerNorm of a map of tiny variance at
-    # initialisation, which amplifies float32 rounding to ~1.5e-4 of their size; a wrong formula is off by O(1).
+    # initialisation, which amplifies float32 rounding to ~1.5e-4 of their size; a wrong formula is O(1) off.
     scale = max(grad.abs().max() for grad in plain_grads.values())
     for key, grad in plain_grads.items():
         torch.testing.assert_close(fast_grads[key] / scale, grad / scale, rtol=0, atol=1e-3, msg=key)

@@ -356,6 +356,12 @@ def _evaluate(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--kid-subset-size", type=int, default=100, help="KID subset size (the paper's 100)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     _add_precision(parser, "of the sampling model (default: the one it was trained at)")
+    parser.add_argument(
+        "--fid-precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="of the FID network (docs/metrics.md)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from pathlib import Path
@@ -373,6 +379,7 @@ def _evaluate(parser: argparse.ArgumentParser) -> Runner:
             seed=args.seed,
             batch_size=args.batch_size,
             kid_subset_size=args.kid_subset_size,
+            feature_precision=args.fid_precision,
         )
         checkpoint = resolve_checkpoint(Path(args.checkpoint))
         result = evaluate_checkpoint(
@@ -402,6 +409,68 @@ def _parse_digits(text: str) -> tuple[int, ...]:
     if not digits or any(not 0 <= d <= 9 for d in digits):
         raise ConfigError(f"--digits: every digit must be in 0..9, got {text!r}")
     return digits
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    from hqdm.config import ConfigError
+
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"{option}: expected comma-separated whole numbers such as 0,1,2, got {text!r}"
+        ) from None
+    if not values or min(values) < 0:
+        raise ConfigError(f"{option}: expected whole numbers >= 0, got {text!r}")
+    return values
+
+
+@subcommand("study", "the long-budget study: full training sets, paired seeds, FID/KID per epoch (resumable)")
+def _study(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("--dataset", required=True, help="mnist or fashion-mnist")
+    parser.add_argument("--models", default="unet,qvunet-1hq", help="comma-separated model names")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2 (default 0)")
+    parser.add_argument("--data-dir", help="folder holding the dataset files")
+    parser.add_argument("--out", help="results folder (default results/study-<dataset>)")
+    parser.add_argument("--epochs", type=_positive_int, default=10)
+    parser.add_argument("--eval-epochs", default="1,2,5,10", help="epochs evaluated (must include the last)")
+    parser.add_argument("--num-samples", type=_positive_int, default=2000, help="EMA samples per evaluation")
+    parser.add_argument("--steps", type=_positive_int, default=100, help="DDIM steps per sample")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16", help="training and sampling")
+    parser.add_argument(
+        "--fid-precision", choices=("fp32", "bf16"), default="fp32", help="of the FID network"
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from hqdm.experiments.evaluate import EvalSettings
+        from hqdm.experiments.study import StudySettings, run_study
+
+        evaluation = EvalSettings(
+            num_samples=args.num_samples, sampler="ddim", steps=args.steps, metrics=("fid", "kid"),
+            batch_size=250, feature_precision=args.fid_precision,
+        )  # fmt: skip
+        settings = StudySettings(
+            epochs=args.epochs,
+            eval_epochs=_int_list(args.eval_epochs, "--eval-epochs"),
+            grid_epochs=tuple(e for e in (1, 5, 10) if e <= args.epochs),
+            precision=args.precision,
+            evaluation=evaluation,
+        )
+        metrics = run_study(
+            args.dataset,
+            tuple(name.strip() for name in args.models.split(",") if name.strip()),
+            _int_list(args.seeds, "--seeds"),
+            Path(args.out or f"results/study-{args.dataset}"),
+            settings=settings,
+            data_dir=args.data_dir,
+            progress=sys.stderr.isatty(),
+        )
+        print(f"metrics: {metrics}")
+        return 0
+
+    return run
 
 
 @subcommand("reproduce", "train and evaluate every column of a paper's table (resumable)")

@@ -67,6 +67,7 @@ class EvalSettings:
     seed: int = 0
     batch_size: int = 100
     kid_subset_size: int = 100
+    feature_precision: str = "fp32"  # of the FID network (docs/metrics.md)
 
     def __post_init__(self) -> None:
         if self.num_samples < 2:
@@ -204,12 +205,14 @@ def evaluate_checkpoint(
     model_factory: ModelFactory = default_model_factory,
     feature_extractor: nn.Module | None = None,
     real_images: Tensor | None = None,
+    real_split: str = "train",
 ) -> EvaluationResult:
     """Sample ``settings.num_samples`` images from a checkpoint's EMA model and score them.
 
     Writes ``out_dir``/evaluation.json (metrics, settings, checkpoint, real set, versions, timings) and
     ``out_dir``/evaluation.md (the table header and this checkpoint's row). ``real_images`` (uint8)
-    replaces the dataset's reference set and ``feature_extractor`` the FID network (tests use both).
+    replaces the dataset's reference set (``real_split`` names where it comes from in the record) and
+    ``feature_extractor`` the FID network (tests use both).
     """
     from hqdm.metrics import evaluate_images
 
@@ -229,6 +232,7 @@ def evaluate_checkpoint(
         cache_dir=cache_dir,
         inception_weights=inception_weights,
         kid_subset_size=settings.kid_subset_size,
+        feature_precision=settings.feature_precision,
         seed=settings.seed,
         batch_size=settings.batch_size,
         device=next(model.parameters()).device,
@@ -242,9 +246,9 @@ def evaluate_checkpoint(
         "precision": getattr(model, "precision", "fp32"),  # of the sampling model's classical layers
         "real": {
             "dataset": cfg.data.dataset,
-            "split": "train",
+            "split": real_split,
             "num_images": int(real_images.shape[0]),
-            "subset_seed": REAL_SUBSET_SEED,
+            "subset_seed": REAL_SUBSET_SEED if real_split == "train" else None,
         },
         "inception_weights": str(inception_weights) if inception_weights is not None else None,
         "seconds": round(time.perf_counter() - started, 2),
@@ -274,7 +278,7 @@ def evaluate_command(
     if s.sampler == "ddim":
         args += ["--steps", str(s.steps), "--eta", str(s.eta)]
     args += ["--metrics", ",".join(s.metrics), "--seed", str(s.seed), "--batch-size", str(s.batch_size)]
-    args += ["--kid-subset-size", str(s.kid_subset_size)]
+    args += ["--kid-subset-size", str(s.kid_subset_size), "--fid-precision", s.feature_precision]
     args += ["--data-dir", str(data_dir)] if data_dir is not None else []
     args += ["--inception-weights", str(inception_weights)] if inception_weights is not None else []
     return shlex.join([*args, "--out", str(out_dir)])

@@ -46,11 +46,11 @@ def _validate_metrics(metrics: Sequence[str]) -> frozenset[str]:
 
 
 def _feature_extractor(
-    custom: nn.Module | None, fid_weights: PathArg | None, resize: str, device: torch.device
+    custom: nn.Module | None, fid_weights: PathArg | None, resize: str, precision: str, device: torch.device
 ) -> nn.Module:
     if custom is not None and fid_weights is not None:
         raise ValueError("Pass either feature_extractor or fid_weights, not both.")
-    extractor = custom if custom is not None else FIDInceptionFeatures(fid_weights, resize)
+    extractor = custom if custom is not None else FIDInceptionFeatures(fid_weights, resize, precision)
     return extractor.to(device)
 
 
@@ -79,6 +79,7 @@ def evaluate_images(
     resize: str = TORCH_BILINEAR,
     inception_weights: PathArg | None = None,
     fid_weights: PathArg | None = None,
+    feature_precision: str = "fp32",
     kid_subset_size: int = KID_SUBSET_SIZE,
     kid_subsets: int = KID_SUBSETS,
     seed: int = 0,
@@ -94,7 +95,8 @@ def evaluate_images(
     fid -> ``fid``; kid -> ``kid_mean``, ``kid_std``, ``kid_subset_size`` (the size actually used: clamped,
     with a warning, when a set is smaller); is -> ``is_mean``, ``is_std``, ``is_unavailable_reason``
     (None numbers plus a reason without ``inception_weights`` or with fewer than 10 images); ssim -> ``ssim``.
-    ``feature_extractor`` replaces the FID Inception network (it needs ``num_features`` and ``cache_key``).
+    ``feature_extractor`` replaces the FID Inception network (it needs ``num_features`` and ``cache_key``);
+    ``feature_precision`` (``fp32``/``bf16``) is the FID network's precision (docs/metrics.md).
     ``device`` defaults to the device of ``real``; ``seed`` fixes the KID subsets and IS split order.
     """
     names = _validate_metrics(metrics)
@@ -104,7 +106,7 @@ def evaluate_images(
 
     extractor = None
     if names & {"fid", "kid"}:
-        extractor = _feature_extractor(feature_extractor, fid_weights, resize, device)
+        extractor = _feature_extractor(feature_extractor, fid_weights, resize, feature_precision, device)
         real_feats = real_features(
             real, extractor, cache_dir=cache_dir, batch_size=batch_size, device=device, progress=progress
         )

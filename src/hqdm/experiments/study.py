@@ -1,0 +1,211 @@
+"""The long-budget study: the paper's early-training claims tested with full data, paired seeds, controls.
+
+One cell is one (model, seed) run of the paper's recipe on a dataset's full training split. At each
+evaluation epoch the run stops at its end-of-epoch checkpoint, keeps that checkpoint's EMA weights under
+``epochs/epoch_XXX`` and scores FID/KID of EMA samples against the dataset's test split; then training
+resumes. Seed ``k`` fixes the initial weights, the data order and the sampling noise, so two models with
+the same seed are paired. Rerunning skips finished work: an evaluated epoch is read back, a kept epoch is
+evaluated without retraining, an interrupted run resumes from its newest checkpoint.
+
+Layout of ``out_dir`` (``results/study-<dataset>/`` from the command line)::
+
+    runs/<model>/seed<k>/                    the training run: log.csv, loss.png, samples/epoch_XXX.png
+    runs/<model>/seed<k>/epochs/epoch_XXX/   EMA weights, state and config of an evaluated epoch
+    runs/<model>/seed<k>/eval/epoch_XXX/     evaluation.json and evaluation.md
+    metrics.csv                              one row per evaluated (model, seed, epoch)
+
+Training checkpoints (with optimiser states) stay out of git, so a run's training must finish within one
+session; its evaluations may follow later from the kept EMA weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from hqdm.config import Config, ConfigError, config_from_dict
+from hqdm.experiments.evaluate import EVALUATION_JSON, EvalSettings, evaluate_checkpoint
+from hqdm.train import latest_checkpoint, read_state, train
+from hqdm.train.io import atomic_write_text
+from hqdm.train.trainer import ModelFactory, default_model_factory, load_training_images
+
+__all__ = ["StudySettings", "run_study", "study_config"]
+
+KEPT_FILES = ("ema.safetensors", "state.json", "config.json")  # what an evaluation needs, ~2 MB
+METRICS_CSV = "metrics.csv"
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """The study protocol (docs/RESULTS.md, "The long-budget study"); each field is a command option."""
+
+    epochs: int = 10
+    eval_epochs: tuple[int, ...] = (1, 2, 5, 10)
+    grid_epochs: tuple[int, ...] = (1, 5, 10)
+    batch_size: int = 128
+    precision: str = "bf16"  # training and sampling precision of the classical layers
+    train_subset: int | None = None  # None: the whole training split (tests use a few images)
+    evaluation: EvalSettings = field(
+        default_factory=lambda: EvalSettings(
+            num_samples=2000, sampler="ddim", steps=100, metrics=("fid", "kid"), batch_size=250
+        )
+    )
+
+    def __post_init__(self) -> None:
+        bad = [e for e in (*self.eval_epochs, *self.grid_epochs) if not 1 <= e <= self.epochs]
+        if bad:
+            raise ConfigError(f"--eval-epochs/--grid-epochs: epochs {bad} are outside 1..{self.epochs}")
+        if self.epochs not in self.eval_epochs:  # training stops at the last evaluated epoch
+            raise ConfigError(f"--eval-epochs: must include the last epoch ({self.epochs})")
+
+
+def study_config(
+    dataset: str, model: str, seed: int, run_dir: Path, settings: StudySettings, data_dir: str | Path | None
+) -> Config:
+    """The paper's recipe (cosine T=1000, P2, Adam 1e-3 (0.9, 0.99), EMA warm-up; the defaults of
+    :class:`hqdm.config.Config`) for ``settings.epochs`` epochs, grids drawn with the evaluation sampler."""
+    e = settings.evaluation
+    return config_from_dict(
+        {
+            "model": {"name": model, "semantics": "paper"},
+            "data": {
+                "dataset": dataset,
+                "data_dir": None if data_dir is None else str(data_dir),
+                "subset": settings.train_subset,
+            },
+            "training": {
+                "batch_size": settings.batch_size,
+                "epochs": settings.epochs,
+                "seed": seed,
+                "grid_epochs": list(settings.grid_epochs),
+                "precision": settings.precision,
+            },
+            "sampling": {"sampler": e.sampler, "steps": e.steps, "eta": e.eta, "num_images": 64},
+            "output_dir": str(run_dir),
+        }
+    )
+
+
+def _keep_epoch(run_dir: Path, epoch: int) -> Path:
+    """Copy the EMA weights, state and config of the checkpoint ending ``epoch`` to ``epochs/epoch_XXX``."""
+    checkpoint = latest_checkpoint(run_dir)
+    state = read_state(checkpoint)[0] if checkpoint is not None else None
+    if state is None or (state.epoch, state.batch) != (epoch, 0):
+        raise RuntimeError(f"{run_dir}: expected the checkpoint ending epoch {epoch}, found {checkpoint}")
+    kept = run_dir / "epochs" / f"epoch_{epoch:03d}"
+    partial = kept.with_name(kept.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for name in KEPT_FILES:
+        shutil.copy2(checkpoint / name, partial / name)
+    partial.rename(kept)  # a kept epoch is complete or absent
+    return kept
+
+
+def _train_to(cfg: Config, epoch: int, images: Tensor, factory: ModelFactory, progress: bool) -> None:
+    run_dir = Path(cfg.output_dir)
+    steps = epoch * math.ceil(len(images) / cfg.training.batch_size)
+    resume = latest_checkpoint(run_dir) is not None
+    train(cfg, resume=resume, max_steps=steps, images=images, model_factory=factory, progress=progress)
+
+
+def _metrics_row(record: dict[str, Any], seed: int) -> dict[str, Any]:
+    m, s, ck = record["metrics"], record["settings"], record["checkpoint"]
+    return {
+        "model": ck["model_name"],
+        "seed": seed,
+        "epoch": ck["epoch"],
+        "step": ck["step"],
+        "fid": m.get("fid"),
+        "kid_mean": m.get("kid_mean"),
+        "kid_std": m.get("kid_std"),
+        "num_generated": m["num_generated"],
+        "num_real": m["num_real"],
+        "real_split": record["real"]["split"],
+        "sampler": s["sampler"] if s["sampler"] == "ddpm" else f"ddim{s['steps']}",
+        "precision": record.get("precision"),
+        "fid_precision": s.get("feature_precision", "fp32"),
+        "params": ck["params_total"],
+    }
+
+
+def write_metrics_csv(out_dir: Path) -> Path:
+    """``metrics.csv``: every evaluation found under ``runs/``, sorted by model, seed and epoch."""
+    rows = []
+    for path in sorted((out_dir / "runs").glob(f"*/seed*/eval/epoch_*/{EVALUATION_JSON}")):
+        seed = int(path.parents[2].name.removeprefix("seed"))
+        rows.append(_metrics_row(json.loads(path.read_text(encoding="utf-8")), seed))
+    rows.sort(key=lambda r: (r["model"], r["seed"], r["epoch"]))
+    target = out_dir / METRICS_CSV
+    if rows:
+        lines = [",".join(rows[0])] + [
+            ",".join("" if v is None else str(v) for v in r.values()) for r in rows
+        ]
+        atomic_write_text(target, "\n".join(lines) + "\n")
+    return target
+
+
+def run_study(
+    dataset: str,
+    models: tuple[str, ...],
+    seeds: tuple[int, ...],
+    out_dir: Path,
+    *,
+    settings: StudySettings | None = None,
+    data_dir: str | Path | None = None,
+    real_images: Tensor | None = None,
+    model_factory: ModelFactory = default_model_factory,
+    feature_extractor: nn.Module | None = None,
+    progress: bool = True,
+    log: Log = print,
+) -> Path:
+    """Run every (model, seed) cell, evaluation epoch by evaluation epoch; return ``metrics.csv``.
+
+    ``real_images`` (uint8) replaces the test split, ``feature_extractor`` the FID network (tests)."""
+    from hqdm.data import load_dataset
+
+    settings = settings or StudySettings()
+    if real_images is None:
+        try:
+            real_images = load_dataset(dataset, "test", data_dir=data_dir).images
+        except ValueError as err:
+            raise ConfigError(f"--dataset: {err}") from err
+    images: Tensor | None = None
+    for seed in seeds:
+        for model in models:
+            run_dir = out_dir / "runs" / model / f"seed{seed}"
+            cfg = study_config(dataset, model, seed, run_dir, settings, data_dir)
+            for epoch in sorted(settings.eval_epochs):
+                eval_dir = run_dir / "eval" / f"epoch_{epoch:03d}"
+                if (eval_dir / EVALUATION_JSON).is_file():
+                    continue
+                kept = run_dir / "epochs" / f"epoch_{epoch:03d}"
+                if not kept.is_dir():
+                    log(f"{model} seed {seed}: training to epoch {epoch}")
+                    images = images if images is not None else load_training_images(cfg)
+                    _train_to(cfg, epoch, images, model_factory, progress)
+                    kept = _keep_epoch(run_dir, epoch)
+                log(f"{model} seed {seed}: evaluating epoch {epoch}")
+                result = evaluate_checkpoint(
+                    kept,
+                    eval_dir,
+                    replace(settings.evaluation, seed=seed),  # sampling noise follows the seed
+                    data_dir=data_dir,
+                    precision=settings.precision,
+                    progress=progress,
+                    model_factory=model_factory,
+                    feature_extractor=feature_extractor,
+                    real_images=real_images,
+                    real_split="test",
+                )
+                log(f"  FID {result.record['metrics'].get('fid'):.2f} ({eval_dir})")
+                write_metrics_csv(out_dir)
+    return write_metrics_csv(out_dir)

@@ -1,0 +1,90 @@
+"""``hqdm study``: cells trained epoch by epoch, kept EMA weights, per-epoch evaluation, skip-on-rerun.
+
+Small stand-in models and a 4-feature stand-in for the Inception network (those of test_reproduce)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from hqdm.cli import main
+from hqdm.config import ConfigError
+from hqdm.experiments.evaluate import EvalSettings
+from hqdm.experiments.study import StudySettings, run_study
+from test_reproduce import CountingFactory, PixelStats, refuse_models
+
+SETTINGS = StudySettings(
+    epochs=2,
+    eval_epochs=(1, 2),
+    grid_epochs=(1,),
+    batch_size=8,
+    precision="fp32",
+    train_subset=16,
+    evaluation=EvalSettings(
+        num_samples=8, sampler="ddim", steps=2, metrics=("fid", "kid"), batch_size=8, kid_subset_size=4
+    ),
+)
+REAL = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+
+
+def _study(out: Path, factory, models=("unet", "qvunet-1hq"), settings=SETTINGS) -> Path:
+    return run_study(
+        "embedded-mnist", models, (0,), out, settings=settings, real_images=REAL, model_factory=factory,
+        feature_extractor=PixelStats(), progress=False, log=lambda _: None,
+    )  # fmt: skip
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_study_evaluates_every_epoch_keeps_weights_and_skips_finished_work(tmp_path: Path) -> None:
+    metrics = _study(tmp_path, CountingFactory())
+    rows = _rows(metrics)
+    assert [(r["model"], r["epoch"], r["step"]) for r in rows] == [
+        ("qvunet-1hq", "1", "2"), ("qvunet-1hq", "2", "4"), ("unet", "1", "2"), ("unet", "2", "4"),
+    ]  # fmt: skip
+    assert {(r["real_split"], r["num_generated"], r["num_real"], r["sampler"]) for r in rows} == {
+        ("test", "8", "12", "ddim2")
+    }
+    assert all(float(r["fid"]) >= 0 for r in rows)
+    run = tmp_path / "runs" / "unet" / "seed0"
+    for epoch in (1, 2):
+        kept = run / "epochs" / f"epoch_{epoch:03d}"
+        assert sorted(p.name for p in kept.iterdir()) == ["config.json", "ema.safetensors", "state.json"]
+    assert (run / "samples" / "epoch_001.png").is_file() and not (run / "samples" / "epoch_002.png").exists()
+
+    _study(tmp_path, refuse_models)  # everything finished: no model is built again
+
+    # a lost evaluation is redone from the kept EMA weights, without training again
+    log_before = (run / "log.csv").read_bytes()
+    shutil.rmtree(run / "eval" / "epoch_002")
+    factory = CountingFactory()
+    _study(tmp_path, factory)
+    assert factory.built == ["unet"]  # the evaluation's model only
+    assert (run / "log.csv").read_bytes() == log_before
+    assert len(_rows(metrics)) == 4
+
+
+def test_paired_seed_gives_the_same_evaluation_again(tmp_path: Path) -> None:
+    """Seed 0 fixes initial weights, data order and sampling noise: two studies agree number for number."""
+    first = _rows(_study(tmp_path / "a", CountingFactory(), models=("unet",)))
+    second = _rows(_study(tmp_path / "b", CountingFactory(), models=("unet",)))
+    assert [r["fid"] for r in first] == [r["fid"] for r in second]
+
+
+def test_eval_epochs_must_include_the_last_epoch() -> None:
+    with pytest.raises(ConfigError, match="must include the last epoch"):
+        StudySettings(epochs=3, eval_epochs=(1, 2), grid_epochs=(1,))
+    with pytest.raises(ConfigError, match=r"outside 1\.\.2"):
+        StudySettings(epochs=2, eval_epochs=(2, 5))
+
+
+def test_study_command_rejects_bad_seed_lists(capsys) -> None:
+    assert main(["study", "--dataset", "mnist", "--seeds", "0,x"]) == 2
+    assert "--seeds: expected comma-separated whole numbers" in capsys.readouterr().err
