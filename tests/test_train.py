@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from hqdm.config import Config, config_from_dict
+from hqdm.precision import MixedPrecisionModel, autocast
 from hqdm.train import (
     NonFiniteLossError,
     RunDirError,
@@ -27,6 +28,7 @@ from hqdm.train import (
     transfer_weights,
 )
 from hqdm.train.logs import read_log
+from hqdm.train.sampling import load_checkpoint_model
 
 T = 50
 
@@ -331,3 +333,29 @@ def test_resume_redraws_a_grid_lost_with_the_process(tmp_path: Path, images: Ten
     grid.unlink()  # as if the process died while drawing it, right after the epoch-end checkpoint
     resumed = run(make_cfg(tmp_path / "r", training={"grid_epochs": [2]}), images, resume=True)
     assert resumed.grids == [grid] and grid.read_bytes() == first
+
+
+class PrecisionProbe(Tiny, MixedPrecisionModel):
+    """Records, on each forward, whether bf16 autocast was on inside it (as the real U-Nets' forward does)."""
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        with autocast(self.precision, x.device):
+            self.seen = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+            return super().forward(x, t).float()
+
+
+def test_precision_reaches_training_the_ema_and_sampling(tmp_path: Path, images: Tensor) -> None:
+    built: list[PrecisionProbe] = []
+
+    def factory(name: str, cfg: Config) -> nn.Module:
+        built.append(PrecisionProbe())
+        return built[-1]
+
+    cfg = make_cfg(tmp_path / "run", training={"epochs": 1, "precision": "bf16", "grid_epochs": []})
+    result = train(cfg, images=images, model_factory=factory, progress=False)
+    assert built[0].seen and built[0].precision == "bf16"  # the trained model ran under bf16 autocast
+    model, _ = load_checkpoint_model(result.final_checkpoint, model_factory=factory)
+    assert model.precision == "bf16"  # sampling defaults to the trained precision
+    model, _ = load_checkpoint_model(result.final_checkpoint, precision="fp32", model_factory=factory)
+    model(images[:2], torch.zeros(2, dtype=torch.long))
+    assert model.precision == "fp32" and not model.seen
