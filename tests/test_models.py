@@ -322,3 +322,37 @@ def test_initialisation_is_flax_lecun_normal() -> None:
     assert all(not p.any() for k, p in model.named_parameters() if k.endswith("bias"))
     assert bool((model.mid.res0.norm_0.weight == 1).all())
     assert bool((model.downs[0].attn.norm.weight == 1).all())
+
+
+def test_classical_twin_matches_the_circuit_it_replaces_in_shape_range_and_parameter_count() -> None:
+    from hqdm.models.controls import PatchTwin
+    from hqdm.quantum.circuits import ANGLES_PER_LAYER
+
+    twin = PatchTwin(n_circuits=2)
+    assert _n_params(twin) == 2 * 3 * ANGLES_PER_LAYER["hqconv"]  # 84 per circuit, as 3 HQConv layers
+    x = torch.randn(5, 6, 2, 2) * 10
+    z = twin(x)
+    assert z.shape == x.shape and z.abs().max() <= 1
+    # circuit i reads channels 3i..3i+2 only, like a circuit bank
+    moved = x.clone()
+    moved[:, 3:] += 1
+    assert torch.equal(twin(moved)[:, :3], z[:, :3]) and not torch.equal(twin(moved)[:, 3:], z[:, 3:])
+    assert count_parameters(build_model("qvunet-1hq-twin")) == (EXPECTED_COUNTS["qvunet-1hq"][0], 0)
+
+
+def test_frozen_circuits_keep_their_initial_angles_while_the_rest_trains() -> None:
+    torch.manual_seed(0)
+    model = build_model("qvunet-1hq-frozen")
+    classical, quantum = count_parameters(model)
+    assert (classical + quantum, quantum) == EXPECTED_COUNTS["qvunet-1hq"]
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x, t = _inputs()
+    model(x, t).square().mean().backward()
+    optimizer.step()
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    circuit_weights = {
+        name for name in before if name.endswith("circuits_1.weights") or name.endswith("circuits_2.weights")
+    }
+    assert len(circuit_weights) == 4 and not changed & circuit_weights
+    assert "mid.res0.conv_0.weight" in changed

@@ -8,6 +8,7 @@ from functools import partial
 
 from torch import nn
 
+from hqdm.models.controls import frozen_vertex_block, twin_vertex_block
 from hqdm.models.hybrid import QUANTUM_LAYER_TYPES, QFullResnetBlock, QResnetBlock, QuanResnetBlock
 from hqdm.models.lite import BottleneckCircuit, LiteUNet
 from hqdm.models.semantics import Semantics, resolve_semantics
@@ -33,6 +34,13 @@ def _qvunet(
 ) -> nn.Module:
     vertex = partial(QResnetBlock, n_circuits=n_circuits, ansatz=ansatz, semantics=semantics)
     return UNet(in_channels, image_size, vertex_block=vertex)
+
+
+def _control(
+    block: Callable[..., nn.Module], in_channels: int, image_size: int, semantics: Semantics
+) -> nn.Module:
+    """The 1HQConv QVU-Net with its vertex block replaced by a control (hqdm.models.controls)."""
+    return UNet(in_channels, image_size, vertex_block=partial(block, n_circuits=1, semantics=semantics))
 
 
 def _full_qvunet(ansatz: str, in_channels: int, image_size: int, semantics: Semantics) -> nn.Module:
@@ -65,6 +73,8 @@ _ENTRIES = (
     ModelEntry("lite-unet", partial(_lite, None), None),
     ModelEntry("lite-qunet", partial(_lite, LITE_QUBITS), None),
     ModelEntry("lite-qunet-8q", partial(_lite, LITE_QUBITS_CPU), None),
+    ModelEntry("qvunet-1hq-twin", partial(_control, twin_vertex_block), None),  # the study's controls
+    ModelEntry("qvunet-1hq-frozen", partial(_control, frozen_vertex_block), None),
 )
 _REGISTRY = {entry.name: entry for entry in _ENTRIES}
 
