@@ -2,7 +2,8 @@
 
 They are the oracle of the fast forwards (tests/test_fast_forward.py) and the baseline that
 ``hqdm bench train-step`` measures them against: :func:`plain_forwards` swaps them into the model classes
-for the duration of a ``with`` block. Nothing else uses them.
+for the duration of a ``with`` block. Nothing else uses them. (The lightweight U-Net's forward only
+gained autocast, which is off at fp32, so it has no plain twin.)
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from torch import Tensor
 from hqdm.models.attention import LinearAttention
 from hqdm.models.blocks import ResnetBlock
 from hqdm.models.hybrid import QFullResnetBlock, QResnetBlock, QuanResnetBlock
-from hqdm.models.lite import TIME_DIM, LiteUNet, timestep_embedding
 from hqdm.models.unet import UNet
 
 
@@ -82,18 +82,6 @@ def unet(self: UNet, x: Tensor, t: Tensor) -> Tensor:
     return self.final_conv(h)
 
 
-def lite_unet(self: LiteUNet, x: Tensor, t: Tensor) -> Tensor:
-    emb = timestep_embedding(t, TIME_DIM).to(x.dtype)
-    e1 = self.enc1(x)
-    e2 = self.enc2(e1)
-    h = self.mid(self.enc3(e2) + self.time_mlp(emb)[:, :, None, None])
-    if self.quantum is not None:
-        h = self.quantum(h)
-    d1 = F.silu(self.up1(h)) + e2 + self.time_up(emb)[:, :, None, None]
-    d2 = F.silu(self.up2(d1))
-    return self.out(torch.cat([d2, e1], dim=1))
-
-
 PLAIN_FORWARDS = {
     LinearAttention: linear_attention,
     ResnetBlock: resnet_block,
@@ -101,7 +89,6 @@ PLAIN_FORWARDS = {
     QFullResnetBlock: q_full_resnet_block,
     QuanResnetBlock: quan_resnet_block,
     UNet: unet,
-    LiteUNet: lite_unet,
 }
 
 
