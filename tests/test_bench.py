@@ -157,7 +157,7 @@ def test_compute_benchmarks_pass_the_heap_setting_to_every_measurement(monkeypat
     monkeypatch.setattr(bench, "_subprocess", fake)
     assert main(["bench", "train-step", "--models", "unet", "--paths", "fp32", "--seconds", "0", *argv]) == 0
     assert main(["bench", "sample", "--paths", "fp32", "--steps", "1", *argv]) == 0
-    assert main(["bench", "fid", "--seconds", "0", *argv]) == 0
+    assert main(["bench", "fid", "--paths", "plain,bf16", "--seconds", "0", *argv]) == 0
     measured = [(kind, heap) for kind, heap in seen if not kind.endswith("measure_gemm")]
     assert [kind for kind, _ in measured] == [
         "bench_compute.measure_train_step",
@@ -185,6 +185,12 @@ def test_train_step_measurement_runs_for_real_on_every_path():
     # the regrouped linear attention does less work than the plain one; bf16 counts the same products
     assert results["fp32"]["gflop"] < results["plain"]["gflop"]
     assert results["bf16"]["gflop"] == results["fp32"]["gflop"]
+
+
+def test_inception_measurement_runs_for_real_on_the_plain_path():
+    """The old NCHW float32 forward, as ``bench fid`` measures it (the FID network file is installed)."""
+    result = bench_compute.measure_inception(batch=1, path="plain", seconds=0, keep_heap=False)
+    assert result["images_per_s"] > 0
 
 
 def test_sampler_measurement_runs_for_real():

@@ -276,8 +276,9 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
     sample.add_argument("--paths", default="plain,fp32,bf16", help="comma-separated: plain,fp32,bf16")
     sample.add_argument("--batch", type=int, default=256)
     sample.add_argument("--steps", type=_positive_int, default=10, help="model evaluations per timing")
-    fid = kinds.add_parser("fid", help="images/s of the FID Inception network in fp32 and bf16")
+    fid = kinds.add_parser("fid", help="images/s of the FID Inception network per path (plain, fp32, bf16)")
     fid.add_argument("--batch", type=int, default=100)
+    fid.add_argument("--paths", default="plain,fp32,bf16", help="comma-separated: plain,fp32,bf16")
     fid.add_argument("--seconds", type=float, default=10.0, help="minimum timing per precision")
     for kind in (step, sample, fid):
         kind.add_argument(
@@ -307,11 +308,13 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
         from hqdm import bench_compute
 
         keep_heap = not args.glibc_heap_defaults
+        paths = _choices(args.paths, bench_compute.PATHS, "--paths")
         if args.kind == "fid":
-            bench_compute.fid_benchmark(batch=args.batch, seconds=args.seconds, keep_heap=keep_heap)
+            bench_compute.fid_benchmark(
+                batch=args.batch, paths=paths, seconds=args.seconds, keep_heap=keep_heap
+            )
             return 0
         models = tuple(args.models.split(",")) if args.models else None
-        paths = _choices(args.paths, bench_compute.PATHS, "--paths")
         if args.kind == "sample":
             bench_compute.sample_benchmark(
                 models or ("unet",), paths, batch=args.batch, steps=args.steps, keep_heap=keep_heap
