@@ -441,8 +441,9 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--steps", type=_positive_int, default=100, help="DDIM steps per sample")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16", help="training and sampling")
     parser.add_argument(
-        "--fid-precision", choices=("fp32", "bf16"), default="fp32", help="of the FID network"
-    )
+        "--fid-precision", choices=("fp32", "bf16"), default="bf16",
+        help="of the FID network (bf16: FID within 0.11%% of fp32, twice as fast; docs/performance.md)",
+    )  # fmt: skip
 
     def run(args: argparse.Namespace) -> int:
         from pathlib import Path
