@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+import statistics
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,7 @@ def test_study_evaluates_every_epoch_keeps_weights_and_skips_finished_work(tmp_p
         kept = run / "epochs" / f"epoch_{epoch:03d}"
         assert sorted(p.name for p in kept.iterdir()) == ["config.json", "ema.safetensors", "state.json"]
     assert (run / "samples" / "epoch_001.png").is_file() and not (run / "samples" / "epoch_002.png").exists()
+    assert "| unet |" in (tmp_path / "report.md").read_text() and (tmp_path / "fid_vs_epoch.png").is_file()
 
     _study(tmp_path, refuse_models)  # everything finished: no model is built again
 
@@ -88,3 +90,32 @@ def test_eval_epochs_must_include_the_last_epoch() -> None:
 def test_study_command_rejects_bad_seed_lists(capsys) -> None:
     assert main(["study", "--dataset", "mnist", "--seeds", "0,x"]) == 2
     assert "--seeds: expected comma-separated whole numbers" in capsys.readouterr().err
+
+
+def test_report_pairs_seeds_and_gives_t_intervals_and_verdicts(tmp_path: Path) -> None:
+    from scipy.stats import t
+
+    from hqdm.experiments.study_report import paired_comparison, write_report
+
+    fid = {("unet", s, 1): v for s, v in enumerate([300.0, 310.0, 305.0])}
+    fid |= {("qvunet-1hq", s, 1): v for s, v in enumerate([290.0, 303.0, 296.0])}  # ahead by 10, 7, 9
+    fid |= {("qvunet-1hq-twin", s, 1): v for s, v in enumerate([320.0, 301.0, 330.0])}  # +20, -9, +25
+    fid |= {("quanvunet", 0, 1): 280.0}
+    ahead = paired_comparison("qvunet-1hq", 1, fid)
+    half = t.ppf(0.975, 2) * statistics.stdev([-10.0, -7.0, -9.0]) / 3**0.5
+    assert ahead.mean == pytest.approx(-26 / 3) and ahead.high == pytest.approx(-26 / 3 + half)
+    assert ahead.verdict == "ahead"
+    assert paired_comparison("qvunet-1hq-twin", 1, fid).verdict == "no difference shown"
+    assert paired_comparison("quanvunet", 1, fid).verdict == "one seed: no interval"
+    assert paired_comparison("qvunet-1hq", 2, fid) is None
+    behind = {**fid, **{("qvunet-1hq", s, 1): v + 30 for (m, s, e), v in fid.items() if m == "unet"}}
+    assert paired_comparison("qvunet-1hq", 1, behind).verdict == "behind"
+
+    header = "model,seed,epoch,fid,kid_mean,num_generated,num_real,real_split,sampler,precision,fid_precision"
+    header += ",params"
+    lines = [header] + [f"{m},{s},{e},{v},0.1,8,12,test,ddim2,bf16,bf16,100" for (m, s, e), v in fid.items()]
+    (tmp_path / "metrics.csv").write_text("\n".join(lines) + "\n")
+    report = write_report(tmp_path, "fashion-mnist", tmp_path / "metrics.csv").read_text()
+    assert "| qvunet-1hq | 100 | 1 | 3 | 296.33 ± 6.51 |" in report
+    assert f"| {-26 / 3:+.2f} [{-26 / 3 - half:+.2f}, {-26 / 3 + half:+.2f}] | ahead |" in report
+    assert (tmp_path / "fid_vs_epoch.png").stat().st_size > 1000

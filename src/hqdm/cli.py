@@ -472,6 +472,7 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
             progress=sys.stderr.isatty(),
         )
         print(f"metrics: {metrics}")
+        print(f"report: {metrics.with_name('report.md')} (plot: {metrics.with_name('fid_vs_epoch.png')})")
         return 0
 
     return run

@@ -13,6 +13,8 @@ Layout of ``out_dir`` (``results/study-<dataset>/`` from the command line)::
     runs/<model>/seed<k>/epochs/epoch_XXX/   EMA weights, state and config of an evaluated epoch
     runs/<model>/seed<k>/eval/epoch_XXX/     evaluation.json and evaluation.md
     metrics.csv                              one row per evaluated (model, seed, epoch)
+    report.md, fid_vs_epoch.png              mean ± std per model and epoch, paired differences to the
+                                             U-Net with 95% intervals (hqdm.experiments.study_report)
 
 Training checkpoints (with optimiser states) stay out of git, so a run's training must finish within one
 session; its evaluations may follow later from the kept EMA weights.
@@ -32,6 +34,7 @@ from torch import Tensor, nn
 
 from hqdm.config import Config, ConfigError, config_from_dict
 from hqdm.experiments.evaluate import EVALUATION_JSON, EvalSettings, evaluate_checkpoint
+from hqdm.experiments.study_report import write_report
 from hqdm.train import latest_checkpoint, read_state, train
 from hqdm.train.io import atomic_write_text
 from hqdm.train.trainer import ModelFactory, default_model_factory, load_training_images
@@ -207,5 +210,8 @@ def run_study(
                     real_split="test",
                 )
                 log(f"  FID {result.record['metrics'].get('fid'):.2f} ({eval_dir})")
-                write_metrics_csv(out_dir)
-    return write_metrics_csv(out_dir)
+                write_report(out_dir, dataset, write_metrics_csv(out_dir))
+    metrics = write_metrics_csv(out_dir)
+    if metrics.is_file():
+        write_report(out_dir, dataset, metrics)
+    return metrics

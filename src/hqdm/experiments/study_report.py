@@ -1,0 +1,153 @@
+"""The study's report: per model and epoch, FID/KID mean ± std over seeds and the paired difference to the
+classical U-Net with a 95% confidence interval; FID-vs-epoch curves in one plot.
+
+A paired difference is ``FID(model, seed k) - FID(unet, seed k)`` at the same epoch (the two runs share
+initial noise, data order and sampling noise). Its 95% interval is Student's t over the seeds present for
+both; with one seed there is no interval. Verdict for "the model is ahead" (lower FID): ``ahead`` when the
+whole interval lies below 0, ``behind`` when it lies above, ``no difference shown`` otherwise, and
+``one seed: no interval`` with a single pair.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from hqdm.experiments.tables import mean_std
+from hqdm.train.io import atomic_path, atomic_write_text
+
+__all__ = ["Comparison", "paired_comparison", "write_report"]
+
+CLASSICAL = "unet"
+REPORT_MD = "report.md"
+FID_PLOT = "fid_vs_epoch.png"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``model`` minus the classical U-Net at one epoch, over the seeds both have."""
+
+    model: str
+    epoch: int
+    seeds: tuple[int, ...]
+    mean: float
+    low: float | None  # 95% interval; None with one seed
+    high: float | None
+
+    @property
+    def verdict(self) -> str:
+        if self.low is None or self.high is None:
+            return "one seed: no interval"
+        if self.high < 0:
+            return "ahead"
+        if self.low > 0:
+            return "behind"
+        return "no difference shown"
+
+
+def _t_quantile(dof: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, dof))
+
+
+def paired_comparison(model: str, epoch: int, values: dict[tuple[str, int, int], float]) -> Comparison | None:
+    """The paired FID difference of ``model`` to the U-Net at ``epoch``; ``values[(model, seed, epoch)]``."""
+    seeds = sorted(s for (m, s, e) in values if m == model and e == epoch and (CLASSICAL, s, epoch) in values)
+    if not seeds:
+        return None
+    diffs = [values[model, s, epoch] - values[CLASSICAL, s, epoch] for s in seeds]
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return Comparison(model, epoch, tuple(seeds), mean, None, None)
+    half = _t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return Comparison(model, epoch, tuple(seeds), mean, mean - half, mean + half)
+
+
+def _read(metrics_csv: Path) -> list[dict[str, str]]:
+    with metrics_csv.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _fmt(mean: float | None, std: float | None, digits: int) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+
+
+def _interval(c: Comparison | None) -> str:
+    if c is None:
+        return "-"
+    if c.low is None or c.high is None:
+        return f"{c.mean:+.2f}"
+    return f"{c.mean:+.2f} [{c.low:+.2f}, {c.high:+.2f}]"
+
+
+def write_report(out_dir: Path, dataset: str, metrics_csv: Path) -> Path:
+    """``report.md`` and ``fid_vs_epoch.png`` next to ``metrics.csv``."""
+    rows = _read(metrics_csv)
+    fid = {(r["model"], int(r["seed"]), int(r["epoch"])): float(r["fid"]) for r in rows}
+    kid = {(r["model"], int(r["seed"]), int(r["epoch"])): float(r["kid_mean"]) for r in rows}
+    models = sorted({m for m, _, _ in fid}, key=lambda m: (m != CLASSICAL, m))
+    epochs = sorted({e for _, _, e in fid})
+    first = rows[0]
+    lines = [
+        f"# Study: {dataset}",
+        "",
+        f"FID and KID of {first['num_generated']} EMA samples ({first['sampler']}, classical layers in "
+        f"{first['precision']}) against {first['num_real']} {first['real_split']} images, FID network in "
+        f"{first['fid_precision']}. Mean ± std over seeds; 'vs unet' is the paired FID difference to the "
+        "classical U-Net (same seeds) with its 95% t-interval; negative = the model is ahead.",
+        "",
+        "| model | params | epoch | seeds | FID | KID | vs unet: FID difference [95% CI] | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    params = {r["model"]: r["params"] for r in rows}
+    for model in models:
+        for epoch in epochs:
+            seeds = sorted(s for m, s, e in fid if m == model and e == epoch)
+            if not seeds:
+                continue
+            f = mean_std([fid[model, s, epoch] for s in seeds])
+            k = mean_std([kid[model, s, epoch] for s in seeds])
+            c = None if model == CLASSICAL else paired_comparison(model, epoch, fid)
+            lines.append(
+                f"| {model} | {int(params[model]):,} | {epoch} | {len(seeds)} | {_fmt(*f, 2)} | "
+                f"{_fmt(*k, 4)} | {_interval(c)} | {c.verdict if c else '-'} |"
+            )
+    atomic_write_text(out_dir / REPORT_MD, "\n".join(lines) + "\n")
+    _plot(out_dir / FID_PLOT, dataset, models, epochs, fid)
+    return out_dir / REPORT_MD
+
+
+def _plot(
+    path: Path, dataset: str, models: list[str], epochs: list[int], fid: dict[tuple[str, int, int], float]
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for model in models:
+        xs, means, lows, highs = [], [], [], []
+        for epoch in epochs:
+            values = [v for (m, _, e), v in fid.items() if m == model and e == epoch]
+            if values:
+                xs.append(epoch)
+                means.append(statistics.fmean(values))
+                lows.append(min(values))
+                highs.append(max(values))
+        (line,) = ax.plot(xs, means, marker="o", label=model)
+        ax.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15)
+    ax.set(xlabel="epoch", ylabel="FID (mean over seeds; band: min-max)", title=f"{dataset}: FID vs epoch")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
