@@ -267,7 +267,7 @@ def test_evaluate_command_writes_json_and_table_line(
     assert metrics["is_mean"] is None and "inception_weights" in metrics["is_unavailable_reason"]
     assert record["settings"] == {
         "num_samples": 5, "sampler": "ddim", "steps": 2, "eta": 0.0, "metrics": ["ssim", "is"],
-        "seed": 0, "batch_size": 2, "kid_subset_size": 100,
+        "seed": 0, "batch_size": 2, "kid_subset_size": 100, "feature_precision": "fp32",
     }  # fmt: skip
     assert record["checkpoint"]["step"] == 3 and record["checkpoint"]["params_total"] == 483_321
     assert torch.__version__.startswith(record["versions"]["torch"])

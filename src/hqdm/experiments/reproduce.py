@@ -182,7 +182,8 @@ def _reusable_evaluation(
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    same_settings = record.get("settings") == settings.as_dict()
+    stored = {"feature_precision": "fp32", **record.get("settings", {})}  # older records: fp32 network
+    same_settings = stored == settings.as_dict()
     weights = None if inception_weights is None else str(inception_weights)
     same_weights = record.get("inception_weights") == weights
     same_step = record.get("checkpoint", {}).get("step") == read_state(checkpoint)[0].step
