@@ -43,11 +43,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception classes that mean "the input is wrong", imported lazily (torch is slow to import)."""
     from hqdm.config import ConfigError
     from hqdm.data import DatasetError
+    from hqdm.models.pretrained import PretrainedError
     from hqdm.train import CheckpointError, NonFiniteLossError, RunDirError
     from hqdm.train.distributed import DistributedError
 
     return (
-        ConfigError, DatasetError, CheckpointError, RunDirError, NonFiniteLossError, DistributedError, OSError
+        ConfigError, DatasetError, CheckpointError, RunDirError, NonFiniteLossError, DistributedError,
+        PretrainedError, OSError,
     )  # fmt: skip
 
 
@@ -129,7 +131,12 @@ def _train(parser: argparse.ArgumentParser) -> Runner:
 
 @subcommand("sample", "draw samples from a checkpoint into a PNG grid and an .npz")
 def _sample(parser: argparse.ArgumentParser) -> Runner:
-    parser.add_argument("checkpoint", help="checkpoint directory, or a run directory (its newest checkpoint)")
+    parser.add_argument(
+        "checkpoint", nargs="?", help="checkpoint directory, or a run directory (its newest checkpoint)"
+    )
+    parser.add_argument(
+        "--pretrained", metavar="NAME_OR_DIR", help="sample a pretrained model instead of a checkpoint"
+    )
     parser.add_argument("-n", "--num-images", type=int, default=64, help="number of images (default 64)")
     parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim")
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps (DDPM always uses all timesteps)")
@@ -143,24 +150,25 @@ def _sample(parser: argparse.ArgumentParser) -> Runner:
     _add_precision(parser, "of the classical layers (default: the one the model was trained at)")
 
     def run(args: argparse.Namespace) -> int:
+        from hqdm.config import ConfigError
         from hqdm.train import sample_checkpoint
         from hqdm.train.distributed import is_main_process
+        from hqdm.train.sampling import sample_pretrained
         from hqdm.train.trainer import resolve_device
 
         device = resolve_device(args.device, key="--device")
-        result = sample_checkpoint(
-            args.checkpoint,
-            args.out,
-            num_images=args.num_images,
-            sampler=args.sampler,
-            steps=args.steps,
-            eta=args.eta,
-            seed=args.seed,
-            use_ema=not args.no_ema,
-            device=device,
-            precision=args.precision,
-            progress=sys.stderr.isatty(),
-        )
+        if (args.checkpoint is None) == (args.pretrained is None):
+            raise ConfigError("sample: give a CHECKPOINT or --pretrained NAME_OR_DIR (one of them)")
+        draw = {
+            "num_images": args.num_images, "sampler": args.sampler, "steps": args.steps, "eta": args.eta,
+            "seed": args.seed, "device": device, "progress": sys.stderr.isatty(),
+        }  # fmt: skip
+        if args.pretrained is not None:
+            result = sample_pretrained(args.pretrained, args.out, precision=args.precision or "auto", **draw)
+        else:
+            result = sample_checkpoint(
+                args.checkpoint, args.out, use_ema=not args.no_ema, precision=args.precision, **draw
+            )
         if not is_main_process():
             return 0
         print(f"{result.num_images} samples from {result.checkpoint}")

@@ -19,6 +19,16 @@ LITE_QUBITS, LITE_QUBITS_CPU, LITE_LAYERS = 16, 8, 3  # Chen et al. (2025): 16 q
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    """Everything :func:`build_model` needs to build a model again (saved with pretrained weights)."""
+
+    name: str
+    semantics: str
+    in_channels: int
+    image_size: int
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     build: Callable[[int, int, Semantics], nn.Module]  # (in_channels, image_size, semantics)
@@ -87,12 +97,17 @@ def list_models() -> list[str]:
 def build_model(
     name: str, *, in_channels: int = 1, image_size: int = 28, semantics: str = "paper"
 ) -> nn.Module:
-    """Build a registered model; ``semantics`` is ``"paper"`` or ``"reference-code"``."""
+    """Build a registered model; ``semantics`` is ``"paper"`` or ``"reference-code"``.
+
+    The model carries how it was built as ``model.spec`` (:class:`ModelSpec`), which is what
+    :func:`hqdm.models.pretrained.save_pretrained` writes next to its weights."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(list_models())}")
     resolved = resolve_semantics(semantics)
     check_image_size(image_size)
-    return _REGISTRY[name].build(in_channels, image_size, resolved)
+    model = _REGISTRY[name].build(in_channels, image_size, resolved)
+    model.spec = ModelSpec(name, resolved.name, in_channels, image_size)
+    return model
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hqdm.config import ConfigError, config_from_dict
+from hqdm.config import ConfigError, DiffusionConfig, config_from_dict
 from hqdm.diffusion import GaussianNoise, make_noise_source, make_sampler, make_schedule
 from hqdm.diffusion.noise import NoiseSource
 from hqdm.diffusion.schedules import NoiseSchedule
@@ -33,6 +33,7 @@ __all__ = [
     "image_seed",
     "load_checkpoint_model",
     "sample_checkpoint",
+    "sample_pretrained",
 ]
 
 
@@ -172,31 +173,84 @@ def sample_checkpoint(
         resolved, use_ema=use_ema, device=device, precision=precision, model_factory=model_factory
     )
     cfg = config_from_dict(raw, check_names=False)
-    schedule = make_schedule(
-        cfg.diffusion.schedule, cfg.diffusion.num_timesteps, **cfg.diffusion.schedule_options
-    )
-    options: dict[str, object] = {"steps": steps, "eta": eta} if sampler == "ddim" else {}
+    draw = _Draw(num_images, sampler, steps, eta, seed, batch_size, progress)
+    return _sample_to_files(model, cfg.diffusion, cfg.model.in_channels, resolved, Path(out_dir), draw, ctx)
+
+
+def sample_pretrained(
+    source: str | Path,
+    out_dir: str | Path,
+    *,
+    num_images: int = 64,
+    sampler: str = "ddim",
+    steps: int = 50,
+    eta: float = 0.0,
+    seed: int = 0,
+    device: torch.device | None = None,
+    precision: str = "auto",
+    batch_size: int = 256,
+    progress: bool = False,
+) -> SampleResult:
+    """Like :func:`sample_checkpoint`, for a pretrained folder or a shipped model's name
+    (:mod:`hqdm.models.pretrained`); seeds give the same images as from the checkpoint it was saved from."""
+    from hqdm.models.pretrained import load_pretrained, read_pretrained_config
+
+    if num_images <= 0:
+        raise ConfigError(f"-n: the number of images must be positive, got {num_images}")
+    folder, config = read_pretrained_config(source)
+    ctx, device = join_process_group(device or resolve_device("auto"))
+    model = load_pretrained(folder, device=device)
     try:
-        make_sampler(sampler, schedule, **options)  # bad names and options fail before any work
+        set_precision(model, precision, device)
+    except ValueError as err:
+        raise ConfigError(f"--precision: {err}") from err
+    diffusion = config_from_dict({"diffusion": config.get("diffusion", {})}, check_names=False).diffusion
+    draw = _Draw(num_images, sampler, steps, eta, seed, batch_size, progress)
+    return _sample_to_files(model, diffusion, config["in_channels"], folder, Path(out_dir), draw, ctx)
+
+
+@dataclass(frozen=True)
+class _Draw:
+    num_images: int
+    sampler: str
+    steps: int
+    eta: float
+    seed: int
+    batch_size: int
+    progress: bool
+
+
+def _sample_to_files(
+    model: nn.Module,
+    diffusion: DiffusionConfig,
+    in_channels: int,
+    source: Path,
+    out: Path,
+    draw: _Draw,
+    ctx: DistContext,
+) -> SampleResult:
+    schedule = make_schedule(diffusion.schedule, diffusion.num_timesteps, **diffusion.schedule_options)
+    options: dict[str, object] = {"steps": draw.steps, "eta": draw.eta} if draw.sampler == "ddim" else {}
+    try:
+        make_sampler(draw.sampler, schedule, **options)  # bad names and options fail before any work
     except (KeyError, ValueError) as err:
         raise ConfigError(f"--sampler/--steps/--eta: {err}") from err
     images = generate_sharded(
         model,
-        sampler,
+        draw.sampler,
         schedule,
-        num_images=num_images,
-        image_shape=(cfg.model.in_channels, 28, 28),
-        seed=seed,
+        num_images=draw.num_images,
+        image_shape=(in_channels, 28, 28),
+        seed=draw.seed,
         sampler_options=options,
-        noise=make_noise_source(cfg.diffusion.noise, **cfg.diffusion.noise_options),  # as in training
-        batch_size=batch_size,
+        noise=make_noise_source(diffusion.noise, **diffusion.noise_options),  # as in training
+        batch_size=draw.batch_size,
         dist=ctx,
-        progress=progress and ctx.is_main,
+        progress=draw.progress and ctx.is_main,
     )
-    out = Path(out_dir)
     png, npz = out / "samples.png", out / "samples.npz"
     if images is not None:
         save_samples_npz(images.numpy(), npz)
         save_grid_png(images.numpy(), png)
     ctx.barrier()
-    return SampleResult(resolved, png, npz, num_images)
+    return SampleResult(source, png, npz, draw.num_images)

@@ -1,0 +1,82 @@
+"""hqdm.models.pretrained: save/load round trip of every registered model, errors, `sample --pretrained`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from hqdm.cli import main
+from hqdm.models import build_model, list_models
+from hqdm.models.pretrained import FORMAT, PretrainedError, load_pretrained, save_pretrained
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_round_trip_gives_the_same_outputs(tmp_path: Path, name: str) -> None:
+    torch.manual_seed(1)
+    model = build_model(name, semantics="reference-code").eval()
+    save_pretrained(model, tmp_path / name)
+    loaded = load_pretrained(tmp_path / name)
+    assert loaded.spec == model.spec and not loaded.training
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 800])
+    with torch.no_grad():
+        assert torch.equal(loaded(x, t), model(x, t))
+
+
+def _saved(tmp_path: Path) -> Path:
+    return save_pretrained(build_model("unet"), tmp_path / "unet", card="# unet\n")
+
+
+def test_config_names_the_model_and_the_format(tmp_path: Path) -> None:
+    folder = _saved(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["format"] == FORMAT and config["name"] == "unet" and config["semantics"] == "paper"
+    assert config["diffusion"]["schedule"] == "cosine" and config["diffusion"]["num_timesteps"] == 1000
+    assert (folder / "README.md").read_text() == "# unet\n"
+
+
+def test_newer_format_missing_weights_and_foreign_weights_are_named_errors(tmp_path: Path) -> None:
+    folder = _saved(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "format": FORMAT + 1}))
+    with pytest.raises(PretrainedError, match="upgrade hqdm"):
+        load_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps({**config, "name": "qvunet-1hq"}))
+    with pytest.raises(PretrainedError, match="does not fit the model 'qvunet-1hq'"):
+        load_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps({**config, "name": "no-such-model"}))
+    with pytest.raises(PretrainedError, match="does not describe a model"):
+        load_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps(config))
+    tensors = load_file(folder / "model.safetensors")
+    tensors["init_conv.weight"] = tensors["init_conv.weight"][:5]
+    save_file(tensors, folder / "model.safetensors")
+    with pytest.raises(PretrainedError, match="does not fit"):
+        load_pretrained(folder)
+    (folder / "model.safetensors").write_bytes(b"\x00" * 10)
+    with pytest.raises(PretrainedError, match="does not fit"):
+        load_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(PretrainedError, match="is missing"):
+        load_pretrained(folder)
+    with pytest.raises(PretrainedError, match="shipped model's name"):
+        load_pretrained("no-such-pretrained-model")
+    with pytest.raises(PretrainedError, match=r"build it with hqdm\.models\.build_model"):
+        save_pretrained(torch.nn.Linear(2, 2), tmp_path / "linear")
+
+
+def test_sample_command_draws_from_a_pretrained_folder(tmp_path: Path, capsys) -> None:
+    folder = _saved(tmp_path)
+    args = ["sample", "--pretrained", str(folder), "-n", "3", "--steps", "2", "--precision", "fp32"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    first, second = (np.load(tmp_path / d / "samples.npz")["images"] for d in "ab")
+    assert first.shape == (3, 1, 28, 28) and np.array_equal(first, second)  # seeded
+    assert (tmp_path / "a" / "samples.png").is_file()
+    assert main(["sample", "--out", str(tmp_path / "c")]) == 2
+    assert "give a CHECKPOINT or --pretrained" in capsys.readouterr().err
+    assert main(["sample", "--pretrained", "no-such-model", "--out", str(tmp_path / "d")]) == 2
