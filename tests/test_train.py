@@ -7,6 +7,7 @@ A tiny stand-in model (a few hundred parameters, 8x8 images) replaces the real U
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -359,3 +360,16 @@ def test_precision_reaches_training_the_ema_and_sampling(tmp_path: Path, images:
     model, _ = load_checkpoint_model(result.final_checkpoint, precision="fp32", model_factory=factory)
     model(images[:2], torch.zeros(2, dtype=torch.long))
     assert model.precision == "fp32" and not model.seen
+
+
+def test_a_second_writer_gets_a_named_error_and_the_lock_ends_with_the_run(
+    tmp_path: Path, images: Tensor
+) -> None:
+    from hqdm.train.lock import RunLock, RunLockedError
+
+    cfg = make_cfg(tmp_path / "run")
+    with RunLock(tmp_path / "run"), pytest.raises(RunLockedError, match=f"pid {os.getpid()} on "):
+        run(cfg, images)  # another holder (here: this test) has the folder
+    assert not find_checkpoints(tmp_path / "run")  # nothing was written
+    run(cfg, images, max_steps=2)
+    run(cfg, images, resume=True)  # the first run released the lock when it ended

@@ -46,10 +46,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from hqdm.models.pretrained import PretrainedError
     from hqdm.train import CheckpointError, NonFiniteLossError, RunDirError
     from hqdm.train.distributed import DistributedError
+    from hqdm.train.lock import RunLockedError
 
     return (
         ConfigError, DatasetError, CheckpointError, RunDirError, NonFiniteLossError, DistributedError,
-        PretrainedError, OSError,
+        PretrainedError, RunLockedError, OSError,
     )  # fmt: skip
 
 

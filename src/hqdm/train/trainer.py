@@ -18,6 +18,7 @@ logs and grids.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -46,6 +47,7 @@ from hqdm.train.checkpoint import (
 )
 from hqdm.train.distributed import DistContext, join_process_group
 from hqdm.train.io import atomic_write_text, images_to_uint8, save_grid_png
+from hqdm.train.lock import RunLock
 from hqdm.train.logs import LogRow, MetricsLog, plot_loss_curve, read_log
 from hqdm.train.transfer import transfer_weights
 
@@ -280,7 +282,12 @@ class Trainer:
         self, *, resume: bool = False, max_steps: int | None = None, time_limit: float | None = None
     ) -> RunResult:
         """Train to the end of the last epoch, or stop (with a checkpoint) after ``max_steps`` global
-        steps or ``time_limit`` seconds of this process's training."""
+        steps or ``time_limit`` seconds of this process's training. Rank 0 holds the run folder's lock
+        (:class:`hqdm.train.lock.RunLock`) throughout: a second process training into it gets an error."""
+        with RunLock(self.run_dir) if self.dist.is_main else contextlib.nullcontext():
+            return self._run(resume, max_steps, time_limit)
+
+    def _run(self, resume: bool, max_steps: int | None, time_limit: float | None) -> RunResult:
         resumed_from = self._resume() if resume else None
         if resumed_from is None:
             self._start_fresh()
