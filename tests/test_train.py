@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from hqdm.config import Config, config_from_dict
 from hqdm.precision import MixedPrecisionModel, autocast
 from hqdm.train import (
+    CheckpointError,
     NonFiniteLossError,
     RunDirError,
     find_checkpoints,
@@ -208,6 +209,7 @@ def test_checkpoints_keep_last_and_leave_no_temporaries(tmp_path: Path, images: 
         "rng.pt",
         "state.json",
         "config.json",
+        "manifest.json",
     }
 
 
@@ -373,3 +375,40 @@ def test_a_second_writer_gets_a_named_error_and_the_lock_ends_with_the_run(
     assert not find_checkpoints(tmp_path / "run")  # nothing was written
     run(cfg, images, max_steps=2)
     run(cfg, images, resume=True)  # the first run released the lock when it ended
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+@pytest.mark.parametrize("name", ["model.safetensors", "ema.safetensors", "optimizer.pt", "rng.pt"])
+def test_resume_skips_a_damaged_checkpoint_for_the_newest_intact_one(
+    tmp_path: Path, images: Tensor, capsys, name: str, damage: str
+) -> None:
+    cfg = make_cfg(tmp_path / "run")
+    run(cfg, images, max_steps=3)
+    run(cfg, images, resume=True, max_steps=4)
+    newest = latest_checkpoint(tmp_path / "run")
+    data = (newest / name).read_bytes()
+    if damage == "truncate":
+        (newest / name).write_bytes(data[: len(data) // 2])
+    else:
+        (newest / name).write_bytes(data[:-40] + bytes(b ^ 0xFF for b in data[-40:]))
+    with pytest.raises(CheckpointError, match=f"{name} does not match its checksum"):
+        load_checkpoint_model(newest, model_factory=tiny_factory)
+    result = run(cfg, images, resume=True)
+    assert f"skipping damaged checkpoint {newest} ({name} does not match" in capsys.readouterr().out
+    assert (newest.parent / f".{newest.name}.damaged").is_dir()
+    reference = run(make_cfg(tmp_path / "reference"), images)
+    assert_identical(result.final_checkpoint, reference.final_checkpoint)  # replayed from step 3 exactly
+
+
+def test_non_finite_weights_are_refused(tmp_path: Path, images: Tensor) -> None:
+    from safetensors.torch import save_file
+
+    from hqdm.train.checkpoint import MANIFEST
+
+    result = run(make_cfg(tmp_path / "run"), images, max_steps=2)
+    tensors = load_file(result.final_checkpoint / "ema.safetensors")
+    tensors["inp.weight"][0, 0, 0, 0] = float("nan")
+    save_file(tensors, result.final_checkpoint / "ema.safetensors")
+    (result.final_checkpoint / MANIFEST).unlink()  # as a checkpoint from before manifests
+    with pytest.raises(CheckpointError, match="NaN or infinite values"):
+        load_checkpoint_model(result.final_checkpoint, model_factory=tiny_factory)

@@ -6,7 +6,9 @@ Layout of ``<run>/checkpoints/step_0000123/``:
 * ``optimizer.pt``: the Adam state dict;
 * ``rng.pt``: torch's global RNG, the run's generators, python's and numpy's RNG states;
 * ``state.json``: where the run stands (step, epoch, batch within the epoch, phase, ...);
-* ``config.json``: the resolved config of the run.
+* ``config.json``: the resolved config of the run;
+* ``manifest.json``: the SHA-256 of each file above but ``state.json``, checked by
+  :func:`verify_checkpoint` (checkpoints written before it existed have none and are not checked).
 
 The directory is assembled under a temporary name and renamed into place, so a reader sees either a
 complete checkpoint or none.
@@ -15,6 +17,7 @@ complete checkpoint or none.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -41,9 +45,12 @@ __all__ = [
     "read_state",
     "resolve_checkpoint",
     "save_checkpoint",
+    "verify_checkpoint",
 ]
 
 CHECKPOINT_DIR = "checkpoints"
+MANIFEST = "manifest.json"
+MANIFEST_FILES = ("model.safetensors", "ema.safetensors", "optimizer.pt", "rng.pt", "config.json")
 _NAME_RE = re.compile(r"^step_(\d+)$")
 
 
@@ -64,6 +71,36 @@ class TrainState:
     elapsed: float = 0.0  # training wall time in seconds before this checkpoint
     log_loss_sum: float = 0.0  # partial sums of the CSV interval, so resumed logs match
     log_loss_count: int = 0
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checkpoint(checkpoint: Path) -> str | None:
+    """Why ``checkpoint`` cannot be trusted (a missing or changed file), or None when it is intact."""
+    try:
+        json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        return f"state.json is unreadable ({err})"
+    manifest_path = checkpoint / MANIFEST
+    if not manifest_path.is_file():
+        return None  # written before manifests existed: nothing to check against
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        return f"{MANIFEST} is unreadable ({err})"
+    for name, expected in manifest.items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if _sha256(path) != expected:
+            return f"{name} does not match its checksum (damaged or changed after it was written)"
+    return None
 
 
 def _tensors_for_file(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -97,6 +134,8 @@ def _write_checkpoint_files(
     torch.save(optimizer.state_dict(), directory / "optimizer.pt")
     torch.save(_rng_payload(generators), directory / "rng.pt")
     (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    manifest = {name: _sha256(directory / name) for name in MANIFEST_FILES}
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     # written last: a directory with state.json is complete even if the rename below were not atomic
     (directory / "state.json").write_text(
         json.dumps(dataclasses.asdict(state), indent=2) + "\n", encoding="utf-8"
@@ -178,14 +217,19 @@ def read_state(checkpoint: Path) -> tuple[TrainState, dict[str, Any]]:
 
 
 def load_weights(module: nn.Module, file: Path) -> None:
-    """Load a safetensors file into ``module`` strictly, on the module's device."""
+    """Load a safetensors file into ``module`` strictly, on the module's device; NaN or infinite
+    weights are refused."""
     try:
         tensors = load_file(file)
         module.load_state_dict(tensors, strict=True)
-    except (OSError, RuntimeError) as err:
+    except (OSError, RuntimeError, SafetensorError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
-            f"cannot load weights {str(file)!r} into {type(module).__name__}: {err}"
+            f"cannot load weights {str(file)!r} into {type(module).__name__}: {first}"
         ) from err
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(f"weights {str(file)!r} hold NaN or infinite values (in {', '.join(bad[:3])})")
 
 
 def load_rng(checkpoint: Path, generators: dict[str, torch.Generator]) -> None:

@@ -21,7 +21,13 @@ from hqdm.diffusion import GaussianNoise, make_noise_source, make_sampler, make_
 from hqdm.diffusion.noise import NoiseSource
 from hqdm.diffusion.schedules import NoiseSchedule
 from hqdm.precision import set_precision
-from hqdm.train.checkpoint import load_weights, read_state, resolve_checkpoint
+from hqdm.train.checkpoint import (
+    CheckpointError,
+    load_weights,
+    read_state,
+    resolve_checkpoint,
+    verify_checkpoint,
+)
 from hqdm.train.distributed import DistContext, current_context, join_process_group
 from hqdm.train.io import images_to_uint8, save_grid_png, save_samples_npz
 from hqdm.train.trainer import ModelFactory, default_model_factory, resolve_device
@@ -57,6 +63,8 @@ def load_checkpoint_model(
 
     ``precision`` (``auto``, ``fp32``, ``bf16``) defaults to the one the model was trained at."""
     checkpoint = resolve_checkpoint(Path(checkpoint))
+    if (reason := verify_checkpoint(checkpoint)) is not None:
+        raise CheckpointError(f"checkpoint {str(checkpoint)!r} is damaged: {reason}")
     state, raw = read_state(checkpoint)
     # validated when the run started; the factory rejects an unknown name itself
     cfg = config_from_dict(raw, check_names=False)

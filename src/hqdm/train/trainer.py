@@ -44,6 +44,7 @@ from hqdm.train.checkpoint import (
     load_weights,
     read_state,
     save_checkpoint,
+    verify_checkpoint,
 )
 from hqdm.train.distributed import DistContext, join_process_group
 from hqdm.train.io import atomic_write_text, images_to_uint8, save_grid_png
@@ -246,9 +247,29 @@ class Trainer:
         self.state = TrainState(model_name=phase.model_name)
 
     def _resume(self) -> Path:
-        checkpoint = latest_checkpoint(self.run_dir)
-        if checkpoint is None:
+        """Resume from the newest intact checkpoint. A damaged one (checksum, unreadable or foreign files)
+        is moved aside to ``.<name>.damaged`` and the next older one is tried; the skip is reported."""
+        candidates = find_checkpoints(self.run_dir)[::-1]
+        if not candidates:
             raise CheckpointError(f"nothing to resume: {self.run_dir} has no complete checkpoint")
+        skipped: list[str] = []
+        for checkpoint in candidates:
+            reason = verify_checkpoint(checkpoint)
+            if reason is None:
+                try:
+                    self._load(checkpoint)
+                except CheckpointError as err:
+                    reason = str(err)
+                else:
+                    return checkpoint
+            skipped.append(f"{checkpoint.name}: {reason}")
+            if self.dist.is_main:
+                tqdm.write(f"warning: skipping damaged checkpoint {checkpoint} ({reason})")
+                checkpoint.rename(checkpoint.with_name(f".{checkpoint.name}.damaged"))
+            self.dist.barrier()
+        raise CheckpointError(f"no intact checkpoint to resume in {self.run_dir}: {'; '.join(skipped)}")
+
+    def _load(self, checkpoint: Path) -> None:
         self.state, saved = read_state(checkpoint)
         if self.dist.is_main:
             _warn_config_changes(saved, config_to_dict(self.cfg))
@@ -258,10 +279,12 @@ class Trainer:
         load_weights(self.model, checkpoint / "model.safetensors")
         self.optimizer, self.ema = self._new_optimizer(), self._new_ema()
         load_weights(self.ema.shadow, checkpoint / "ema.safetensors")
-        self.optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
-        load_rng(checkpoint, {"noise": self.noise_gen})
+        try:
+            self.optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+            load_rng(checkpoint, {"noise": self.noise_gen})
+        except (OSError, RuntimeError, KeyError, ValueError) as err:
+            raise CheckpointError(f"optimizer.pt or rng.pt cannot be read ({type(err).__name__})") from err
         self.forward_model = _wrap(self.model, self.dist, self.device)
-        return checkpoint
 
     def _enter_transfer_phase(self, phase: Phase) -> None:
         """Classical -> hybrid: new model, weights copied except the vertex, fresh Adam, EMA = new params."""
