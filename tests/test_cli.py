@@ -195,3 +195,22 @@ def test_bench_rounds_must_be_a_positive_whole_number(
         main(["bench", "train-step", "--rounds", rounds, "--models", "unet"])
     assert exit_info.value.code == 2
     assert "--rounds: must be a whole number of at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "configs/demo.yaml", "--max-steps", "0"],
+        ["train", "configs/demo.yaml", "--max-steps", "-1"],
+        ["demo", "--minutes", "-5"],
+        ["demo", "--minutes", "nan"],
+        ["demo", "--steps", "0"],
+    ],
+)
+def test_zero_or_negative_limits_are_usage_errors(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert "must be" in capsys.readouterr().err

@@ -412,3 +412,36 @@ def test_non_finite_weights_are_refused(tmp_path: Path, images: Tensor) -> None:
     (result.final_checkpoint / MANIFEST).unlink()  # as a checkpoint from before manifests
     with pytest.raises(CheckpointError, match="NaN or infinite values"):
         load_checkpoint_model(result.final_checkpoint, model_factory=tiny_factory)
+
+
+def test_torn_log_rows_and_leftover_temporaries_do_not_block_a_resume(tmp_path: Path, images: Tensor) -> None:
+    cfg = make_cfg(tmp_path / "run")
+    run(cfg, images, max_steps=4)
+    log = tmp_path / "run" / "log.csv"
+    log.write_text(log.read_text() + "6,2,0.1\ngarbage\x00,row\n")  # a row torn by a crash, then garbage
+    leftover = tmp_path / "run" / "checkpoints" / ".step_0000005.abc.tmp"
+    leftover.mkdir()
+    (leftover / "model.safetensors").write_bytes(b"partial")
+    with pytest.warns(UserWarning, match="skipped 2 unreadable row"):
+        result = run(cfg, images, resume=True)
+    assert not leftover.exists()
+    steps = [row.step for row in read_log(log)]
+    assert steps == sorted(steps) and steps[-1] == result.state.step
+
+
+def test_resuming_with_another_model_is_refused(tmp_path: Path, images: Tensor) -> None:
+    run(make_cfg(tmp_path / "run"), images, max_steps=2)
+    with pytest.raises(RunDirError, match="trains 'unet' but the config names 'qvunet-1hq'"):
+        run(make_cfg(tmp_path / "run", model={"name": "qvunet-1hq"}), images, resume=True)
+
+
+def test_run_files_follow_the_umask(tmp_path: Path, images: Tensor) -> None:
+    old = os.umask(0o022)
+    try:
+        result = run(make_cfg(tmp_path / "run"), images, max_steps=2)
+    finally:
+        os.umask(old)
+    checkpoint = result.final_checkpoint
+    assert checkpoint.stat().st_mode & 0o777 == 0o755
+    for path in (checkpoint / "model.safetensors", checkpoint / "state.json", result.run_dir / "log.csv"):
+        assert path.stat().st_mode & 0o777 == 0o644, path

@@ -65,6 +65,17 @@ def _choices(text: str, valid: Sequence[str], option: str) -> tuple[str, ...]:
     return names
 
 
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0, else argparse's named usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number greater than 0, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     """argparse type: a whole number >= 1, else argparse's named usage error."""
     try:
@@ -100,7 +111,7 @@ def _train(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--data-dir", help="folder holding the dataset files (sets data.data_dir)")
     parser.add_argument("--out", help="run directory (sets output_dir)")
     parser.add_argument(
-        "--max-steps", type=int, help="stop (with a checkpoint) after this many optimiser steps"
+        "--max-steps", type=_positive_int, help="stop (with a checkpoint) after this many optimiser steps"
     )
     _add_precision(parser, "sets training.precision (default: the config's)")
 
@@ -198,8 +209,12 @@ def _models(parser: argparse.ArgumentParser) -> Runner:
 @subcommand("demo", "train a small hybrid model for a few minutes on the shipped data, then sample")
 def _demo(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--out", default="hqdm-demo", help="run directory (default ./hqdm-demo)")
-    parser.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
-    parser.add_argument("--steps", type=int, help="stop after this many steps (whichever comes first)")
+    parser.add_argument(
+        "--minutes", type=_positive_float, default=5.0, help="training time budget (default 5)"
+    )
+    parser.add_argument(
+        "--steps", type=_positive_int, help="stop after this many steps (whichever comes first)"
+    )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a demo setting, e.g. --set data.dataset=embedded-mnist",

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from hqdm.models.registry import ModelSpec, build_model
+from hqdm.permissions import apply_umask
 
 __all__ = [
     "FORMAT",
@@ -67,6 +68,7 @@ def save_pretrained(
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
     save_file(tensors, folder / WEIGHTS)
+    apply_umask(folder / WEIGHTS)  # safetensors writes owner-only files
     config = {
         "format": FORMAT,
         "hqdm_version": __version__,

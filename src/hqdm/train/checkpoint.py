@@ -34,6 +34,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from hqdm.permissions import apply_umask
+
 __all__ = [
     "CHECKPOINT_DIR",
     "CheckpointError",
@@ -43,6 +45,7 @@ __all__ = [
     "load_rng",
     "load_weights",
     "read_state",
+    "remove_temporaries",
     "resolve_checkpoint",
     "save_checkpoint",
     "verify_checkpoint",
@@ -160,6 +163,8 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root))
     try:
         _write_checkpoint_files(tmp, state, model, ema, optimizer, generators, config)
+        for path in (tmp, *tmp.iterdir()):
+            apply_umask(path)
         if target.exists():  # same step saved again (e.g. after a resume): swap, then drop the old one
             stale = root / f".{target.name}.stale"
             shutil.rmtree(stale, ignore_errors=True)
@@ -173,6 +178,19 @@ def save_checkpoint(
     for old in find_checkpoints(run_dir)[:-keep_last]:
         shutil.rmtree(old)
     return target
+
+
+def remove_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the temporary folders that interrupted checkpoint writes left behind; return them."""
+    root = run_dir / CHECKPOINT_DIR
+    if not root.is_dir():
+        return []
+    leftovers = [
+        p for p in root.iterdir() if p.name.startswith(".step_") and p.name.endswith((".tmp", ".stale"))
+    ]
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    return leftovers
 
 
 def find_checkpoints(run_dir: Path) -> list[Path]:

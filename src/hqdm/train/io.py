@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from hqdm.permissions import apply_umask
+
 __all__ = [
     "atomic_path",
     "atomic_write_text",
@@ -37,6 +39,7 @@ def atomic_path(target: Path, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        apply_umask(tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

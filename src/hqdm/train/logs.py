@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,19 +35,28 @@ class LogRow:
 
 
 def read_log(path: Path) -> list[LogRow]:
+    """The rows of ``log.csv``; rows a crash tore or garbled are skipped with a warning (a resume then
+    rewrites the file without them)."""
     if not path.is_file():
         return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        return [
-            LogRow(
-                int(r["step"]),
-                int(r["epoch"]),
-                float(r["loss"]),
-                float(r["images_per_s"]),
-                float(r["wall_time"]),
-            )
-            for r in csv.DictReader(handle)
-        ]
+    rows, torn = [], 0
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        for r in csv.DictReader(handle):
+            try:
+                rows.append(
+                    LogRow(
+                        int(r["step"]),
+                        int(r["epoch"]),
+                        float(r["loss"]),
+                        float(r["images_per_s"]),
+                        float(r["wall_time"]),
+                    )
+                )
+            except (KeyError, TypeError, ValueError):
+                torn += 1
+    if torn:
+        warnings.warn(f"{path}: skipped {torn} unreadable row(s), torn by an interrupted write", stacklevel=2)
+    return rows
 
 
 class MetricsLog:

@@ -43,6 +43,7 @@ from hqdm.train.checkpoint import (
     load_rng,
     load_weights,
     read_state,
+    remove_temporaries,
     save_checkpoint,
     verify_checkpoint,
 )
@@ -271,6 +272,12 @@ class Trainer:
 
     def _load(self, checkpoint: Path) -> None:
         self.state, saved = read_state(checkpoint)
+        saved_model = saved.get("model", {}).get("name")
+        if saved_model != self.cfg.model.name:
+            raise RunDirError(
+                f"{self.run_dir} trains {saved_model!r} but the config names {self.cfg.model.name!r}: "
+                "resume with the run's own config, or train the new model into another --out"
+            )
         if self.dist.is_main:
             _warn_config_changes(saved, config_to_dict(self.cfg))
         self.model = _seeded_model(
@@ -311,6 +318,8 @@ class Trainer:
             return self._run(resume, max_steps, time_limit)
 
     def _run(self, resume: bool, max_steps: int | None, time_limit: float | None) -> RunResult:
+        if self.dist.is_main:
+            remove_temporaries(self.run_dir)  # of writes killed halfway; no other writer: we hold the lock
         resumed_from = self._resume() if resume else None
         if resumed_from is None:
             self._start_fresh()
