@@ -349,3 +349,8 @@ def test_reproduce_dispatches_chen2025(monkeypatch: pytest.MonkeyPatch, tmp_path
             {"data_dir": None, "seeds": 3, "budget": "smoke", "dataset": "fashion-mnist"},
         ),
     ]
+
+
+def test_kid_subset_size_below_two_fails_before_any_sampling() -> None:
+    with pytest.raises(ConfigError, match="--kid-subset-size: needs at least 2"):
+        EvalSettings(kid_subset_size=0)

@@ -445,3 +445,14 @@ def test_run_files_follow_the_umask(tmp_path: Path, images: Tensor) -> None:
     assert checkpoint.stat().st_mode & 0o777 == 0o755
     for path in (checkpoint / "model.safetensors", checkpoint / "state.json", result.run_dir / "log.csv"):
         assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_a_cuda_device_without_cuda_is_a_named_config_error() -> None:
+    from hqdm.config import ConfigError
+    from hqdm.train.trainer import resolve_device
+
+    with pytest.raises(
+        ConfigError, match=r"training\.device: 'cuda' asked for, but this torch build sees no CUDA"
+    ):
+        resolve_device("cuda")

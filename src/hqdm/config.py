@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import re
 import types
 import typing
@@ -254,8 +255,8 @@ def _check_positive(cfg: Config) -> None:
         "model.in_channels": cfg.model.in_channels,
     }
     for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{key}: must be positive, got {value}")
+        if not value > 0 or value == math.inf:  # also rejects NaN
+            raise ConfigError(f"{key}: must be a finite number greater than 0, got {value}")
     if cfg.data.subset is not None and cfg.data.subset <= 0:
         raise ConfigError(f"data.subset: must be positive or null, got {cfg.data.subset}")
     bad = [e for e in cfg.training.grid_epochs if not 1 <= e <= cfg.training.epochs]
@@ -273,6 +274,11 @@ def _check_ranges(cfg: Config) -> None:
         )
     if not 0.0 <= s.eta <= 1.0:
         raise ConfigError(f"sampling.eta: must lie in [0, 1], got {s.eta}")
+    o = cfg.optim
+    if not all(0.0 <= beta < 1.0 for beta in o.betas):
+        raise ConfigError(f"optim.betas: each must lie in [0, 1), got {list(o.betas)}")
+    if not 0.0 < o.eps < math.inf:
+        raise ConfigError(f"optim.eps: must be a finite number greater than 0, got {o.eps}")
     if e.warmup_steps < 0 or e.update_every < 1:
         raise ConfigError("ema.warmup_steps/update_every: need warmup_steps >= 0 and update_every >= 1")
     if not 0.0 <= e.max_decay < 1.0 or e.power <= 0.0:

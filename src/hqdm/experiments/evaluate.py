@@ -74,6 +74,8 @@ class EvalSettings:
             raise ConfigError(f"--num-samples: need at least 2 images, got {self.num_samples}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be positive, got {self.batch_size}")
+        if self.kid_subset_size < 2:  # checked before any sampling, not after it
+            raise ConfigError(f"--kid-subset-size: needs at least 2 images, got {self.kid_subset_size}")
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)

@@ -117,9 +117,14 @@ def resolve_device(name: str, *, key: str = "training.device") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError as err:
         raise ConfigError(f"{key}: unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"{key}: {name!r} asked for, but this torch build sees no CUDA device; use auto or cpu"
+        )
+    return device
 
 
 def load_training_images(cfg: Config) -> Tensor:
