@@ -93,7 +93,7 @@ class TrainingConfig:
     keep_last: int = 3
     device: str = "auto"  # "auto" picks CUDA when available
     # classical layers in float32, or bfloat16 autocast ("auto": bf16 where the device has it natively)
-    precision: PrecisionName = "fp32"
+    precision: PrecisionName = "auto"
     log_every: int = 10  # steps between CSV/TensorBoard rows
 
 
