@@ -32,10 +32,10 @@ SETTINGS = StudySettings(
 REAL = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
 
 
-def _study(out: Path, factory, models=("unet", "qvunet-1hq"), settings=SETTINGS) -> Path:
+def _study(out: Path, factory, models=("unet", "qvunet-1hq"), settings=SETTINGS, train_only=False) -> Path:
     return run_study(
         "embedded-mnist", models, (0,), out, settings=settings, real_images=REAL, model_factory=factory,
-        feature_extractor=PixelStats(), progress=False, log=lambda _: None,
+        feature_extractor=PixelStats(), progress=False, train_only=train_only, log=lambda _: None,
     )  # fmt: skip
 
 
@@ -71,6 +71,20 @@ def test_study_evaluates_every_epoch_keeps_weights_and_skips_finished_work(tmp_p
     assert factory.built == ["unet"]  # the evaluation's model only
     assert (run / "log.csv").read_bytes() == log_before
     assert len(_rows(metrics)) == 4
+
+
+def test_train_only_keeps_epochs_and_a_later_run_evaluates_them_without_training(tmp_path: Path) -> None:
+    metrics = _study(tmp_path, CountingFactory(), models=("unet",), train_only=True)
+    run = tmp_path / "runs" / "unet" / "seed0"
+    assert sorted(p.name for p in (run / "epochs").iterdir()) == ["epoch_001", "epoch_002"]
+    assert not (run / "eval").exists() and not metrics.exists()
+
+    log_before = (run / "log.csv").read_bytes()
+    factory = CountingFactory()
+    rows = _rows(_study(tmp_path, factory, models=("unet",)))
+    assert [(r["epoch"], r["step"]) for r in rows] == [("1", "2"), ("2", "4")]
+    assert factory.built == ["unet", "unet"]  # one model per evaluation, none for training
+    assert (run / "log.csv").read_bytes() == log_before
 
 
 def test_paired_seed_gives_the_same_evaluation_again(tmp_path: Path) -> None:

@@ -468,6 +468,10 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
         "--fid-precision", choices=("fp32", "bf16"), default="bf16",
         help="of the FID network (bf16: FID within 0.11%% of fp32, twice as fast; docs/performance.md)",
     )  # fmt: skip
+    parser.add_argument(
+        "--train-only", action="store_true",
+        help="train every cell and keep its evaluation epochs; a later run without it evaluates them",
+    )  # fmt: skip
 
     def run(args: argparse.Namespace) -> int:
         from pathlib import Path
@@ -494,6 +498,7 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
             settings=settings,
             data_dir=args.data_dir,
             progress=sys.stderr.isatty(),
+            train_only=args.train_only,
         )
         print(f"metrics: {metrics}")
         print(f"report: {metrics.with_name('report.md')} (plot: {metrics.with_name('fid_vs_epoch.png')})")

@@ -17,7 +17,8 @@ Layout of ``out_dir`` (``results/study-<dataset>/`` from the command line)::
                                              U-Net with 95% intervals (hqdm.experiments.study_report)
 
 Training checkpoints (with optimiser states) stay out of git, so a run's training must finish within one
-session; its evaluations may follow later from the kept EMA weights.
+session; its evaluations may follow later from the kept EMA weights (``train_only`` trains every cell and
+keeps its epochs without evaluating; a later run without it evaluates them).
 """
 
 from __future__ import annotations
@@ -168,15 +169,17 @@ def run_study(
     model_factory: ModelFactory = default_model_factory,
     feature_extractor: nn.Module | None = None,
     progress: bool = True,
+    train_only: bool = False,
     log: Log = print,
 ) -> Path:
     """Run every (model, seed) cell, evaluation epoch by evaluation epoch; return ``metrics.csv``.
 
-    ``real_images`` (uint8) replaces the test split, ``feature_extractor`` the FID network (tests)."""
+    ``train_only`` keeps the evaluation epochs' weights but scores none of them. ``real_images`` (uint8)
+    replaces the test split, ``feature_extractor`` the FID network (tests)."""
     from hqdm.data import load_dataset
 
     settings = settings or StudySettings()
-    if real_images is None:
+    if real_images is None and not train_only:
         try:
             real_images = load_dataset(dataset, "test", data_dir=data_dir).images
         except ValueError as err:
@@ -196,6 +199,8 @@ def run_study(
                     images = images if images is not None else load_training_images(cfg)
                     _train_to(cfg, epoch, images, model_factory, progress)
                     kept = _keep_epoch(run_dir, epoch)
+                if train_only:
+                    continue
                 log(f"{model} seed {seed}: evaluating epoch {epoch}")
                 result = evaluate_checkpoint(
                     kept,
