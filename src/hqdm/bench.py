@@ -21,10 +21,12 @@ import time
 import types
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import torch
+
+from hqdm.bench_results import Table
 
 if TYPE_CHECKING:
     from hqdm.quantum import Circuit
@@ -380,6 +382,26 @@ def machine_line() -> str:
     )
 
 
+def quantum_header(info: dict) -> list[str]:
+    """The comment lines and column header of the quantum table (``info`` from :func:`quantum_benchmark`)."""
+    tq = info["torchquantum"]
+    with_tq = "version" in tq
+    peers = f"PennyLane {info['pennylane']}" + (f", TorchQuantum {tq['version']}" if with_tq else "")
+    lines = [f"# quantum layer benchmark ({info['machine']}, {peers})"]
+    if "unavailable" in tq:
+        lines.append(f"# {tq['unavailable']} (its columns are left out)")
+    rates = ["PennyLane circuits/s", "ratio"] + (["TorchQuantum circuits/s", "ratio"] if with_tq else [])
+    peaks = ["PennyLane peak MB"] + (["TorchQuantum peak MB"] if with_tq else [])
+    columns = ["ansatz", "batch", "mode", "hqdm circuits/s", *rates, "hqdm peak MB", *peaks]
+    lines.append(f"| {' | '.join(columns)} |")
+    lines.append("|" + "|".join("---" if name in ("ansatz", "mode") else "---:" for name in columns) + "|")
+    return lines
+
+
+def format_quantum(info: dict, rows: list[dict]) -> list[str]:
+    return quantum_header(info) + [QuantumRow(**row).line() for row in rows]
+
+
 def quantum_benchmark(
     batches: tuple[int, ...] = (128, 896, 6272),
     ansatzes: tuple[str, ...] = ("hqconv", "fqconv"),
@@ -389,7 +411,7 @@ def quantum_benchmark(
     torchquantum_batch: int = 896,
     seconds: float = 3.0,
     echo: Callable[[str], None] = print,
-) -> list[QuantumRow]:
+) -> Table:
     """hqdm vs PennyLane default.qubit (broadcasting, backprop) and TorchQuantum, circuits/s forward and
     forward+backward.
 
@@ -403,16 +425,10 @@ def quantum_benchmark(
     tq_dir = os.path.abspath(torchquantum_dir) if torchquantum_dir else None
     tq = _subprocess("torchquantum_info", peer_dir=tq_dir) if tq_dir else {}
     with_tq = "version" in tq
-    peers = f"PennyLane {qml.__version__}" + (f", TorchQuantum {tq['version']}" if with_tq else "")
-    echo(f"# quantum layer benchmark ({machine_line()}, {peers})")
-    if "unavailable" in tq:
-        echo(f"# {tq['unavailable']} (its columns are left out)")
-    rates = ["PennyLane circuits/s", "ratio"] + (["TorchQuantum circuits/s", "ratio"] if with_tq else [])
-    peaks = ["PennyLane peak MB"] + (["TorchQuantum peak MB"] if with_tq else [])
-    columns = ["ansatz", "batch", "mode", "hqdm circuits/s", *rates, "hqdm peak MB", *peaks]
-    echo(f"| {' | '.join(columns)} |")
-    echo("|" + "|".join("---" if name in ("ansatz", "mode") else "---:" for name in columns) + "|")
-    rows = []
+    info = {"machine": machine_line(), "pennylane": qml.__version__, "torchquantum": tq, "layers": layers}
+    table = Table("quantum", info)
+    for line in quantum_header(info):
+        echo(line)
     for ansatz in ansatzes:
         for backward in (False, True):
             mode = "forward+backward" if backward else "forward"
@@ -452,9 +468,20 @@ def quantum_benchmark(
                             peer_dir=tq_dir,
                         )
                     row.torchquantum = tq_results[row.torchquantum_batch]
-                rows.append(row)
+                table.rows.append(asdict(row))
                 echo(row.line())
-    return rows
+    return table
+
+
+def format_depth(info: dict, rows: list[dict]) -> list[str]:
+    env = " ".join(f"{k}={v}" for k, v in info["env"].items())
+    lines = [
+        f"# peak memory vs depth, {info['ansatz']}, batch {info['batch']}, forward+backward, with {env} "
+        f"({info['machine']})",
+        "| layers | circuits/s | peak MB |",
+        "|---:|---:|---:|",
+    ]
+    return lines + [f"| {r['layers']} | {r['circuits_per_s']:,.0f} | {r['peak_mb']:,.0f} |" for r in rows]
 
 
 def depth_memory_benchmark(
@@ -463,15 +490,13 @@ def depth_memory_benchmark(
     ansatz: str = "hqconv",
     seconds: float = 1.0,
     echo: Callable[[str], None] = print,
-) -> dict[int, dict]:
+) -> Table:
     """Peak live memory of hqdm forward+backward against circuit depth (it should stay flat)."""
-    echo(
-        f"# peak memory vs depth, {ansatz}, batch {batch}, forward+backward, with "
-        f"{' '.join(f'{k}={v}' for k, v in LIVE_MEMORY_ENV.items())} ({machine_line()})"
+    table = Table(
+        "depth", {"machine": machine_line(), "batch": batch, "ansatz": ansatz, "env": LIVE_MEMORY_ENV}
     )
-    echo("| layers | circuits/s | peak MB |")
-    echo("|---:|---:|---:|")
-    results = {}
+    for line in format_depth(table.info, []):
+        echo(line)
     for layers in depths:
         result = _subprocess(
             "measure_circuits",
@@ -483,6 +508,6 @@ def depth_memory_benchmark(
             backward=True,
             seconds=seconds,
         )
-        results[layers] = result
-        echo(f"| {layers} | {result['circuits_per_s']:,.0f} | {result['peak_mb']:,.0f} |")
-    return results
+        table.rows.append({"layers": layers, **result})
+        echo(format_depth(table.info, table.rows)[-1])
+    return table

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from hqdm import bench
+from hqdm.bench_results import Table
 
 PATHS = ("plain", "fp32", "bf16")
 GEMM_SIZE = 2048
@@ -159,16 +160,70 @@ def _median_range(values: list[float]) -> str:
     return f"{middle:.2f}x" if len(values) == 1 else f"{middle:.2f}x ({min(values):.2f}-{max(values):.2f})"
 
 
-def gemm_line(keep_heap: bool = True) -> tuple[str, dict[str, float]]:
-    rates = {
-        dtype: bench._subprocess("bench_compute.measure_gemm", dtype=dtype)["gflops"]
+def gemm_rates(seconds: float = 2.0) -> dict[str, float]:
+    """GFLOP/s of the machine's matrix product in fp32 and bf16, each timed for at least ``seconds``."""
+    return {
+        dtype: bench._subprocess("bench_compute.measure_gemm", dtype=dtype, seconds=seconds)["gflops"]
         for dtype in ("float32", "bfloat16")
     }
-    line = (
+
+
+def summarize_train_step(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    """Per (model, path): median s/step over the rounds, and per round the speed-up over the model's
+    ``plain`` path and the ratio to the U-Net on the same path (each from that round's measurements)."""
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for row in sorted(rows, key=lambda r: r["round"]):
+        runs.setdefault((row["model"], row["path"]), []).append(row)
+    order = list(dict.fromkeys((r["model"], r["path"]) for r in rows))
+    results: dict[tuple[str, str], dict] = {}
+    for name, path in order:
+        times = [r["seconds"] for r in runs[name, path]]
+        result = {**runs[name, path][0], "seconds": statistics.median(times)}
+        if (name, "plain") in runs:
+            plain = [r["seconds"] for r in runs[name, "plain"]]
+            result["speedup"] = [p / s for p, s in zip(plain, times, strict=True)]
+        result["vs_unet"] = [s / u["seconds"] for s, u in zip(times, runs["unet", path], strict=True)]
+        result["gflops"] = result["gflop"] / result["seconds"]
+        results[name, path] = result
+    return results
+
+
+def _train_step_head(info: dict) -> list[str]:
+    heap = "" if info["keep_heap"] else ", glibc heap defaults"
+    rates = info["gemm"]
+    return [
+        f"# training step benchmark, batch {info['batch']}, {info['rounds']} round(s){heap} "
+        f"({info['machine']})",
         f"# machine matrix product (torch.mm {GEMM_SIZE}x{GEMM_SIZE}): fp32 {rates['float32']:.0f} GFLOP/s, "
-        f"bf16 {rates['bfloat16']:.0f} GFLOP/s"
-    )
-    return line, rates
+        f"bf16 {rates['bfloat16']:.0f} GFLOP/s",
+    ]
+
+
+def _round_line(info: dict, rows: list[dict], index: int) -> str:
+    times = ", ".join(f"{r['model']}/{r['path']} {r['seconds']:.2f} s" for r in rows if r["round"] == index)
+    return f"# round {index + 1}/{info['rounds']}: {times}"
+
+
+def _train_step_table(info: dict, rows: list[dict]) -> list[str]:
+    lines = [
+        "| model | params (quantum) | path | s/step | images/s | GFLOP/step | GFLOP/s | of bf16 matmul rate "
+        "| speed-up over plain | ratio to unet |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (name, path), result in summarize_train_step(rows).items():
+        speedup = _median_range(result["speedup"]) if "speedup" in result else "-"
+        lines.append(
+            f"| {name} | {result['params']:,} ({result['quantum_params']:,}) | {path} | "
+            f"{result['seconds']:.3f} | {info['batch'] / result['seconds']:.0f} | {result['gflop']:.1f} | "
+            f"{result['gflops']:.0f} | {result['gflops'] / info['gemm']['bfloat16']:.0%} | {speedup} | "
+            f"{_median_range(result['vs_unet'])} |"
+        )
+    return lines
+
+
+def format_train_step(info: dict, rows: list[dict]) -> list[str]:
+    rounds = [_round_line(info, rows, i) for i in range(info["rounds"])] if info["rounds"] > 1 else []
+    return _train_step_head(info) + rounds + _train_step_table(info, rows)
 
 
 def train_step_benchmark(
@@ -179,49 +234,50 @@ def train_step_benchmark(
     rounds: int = 1,
     keep_heap: bool = True,
     echo: Callable[[str], None] = print,
-) -> dict[tuple[str, str], dict]:
+) -> Table:
     """Every (model, path) measured ``rounds`` times, in turn. For each: s/step, images/s, GFLOP/s, its
     fraction of the bf16 matrix-product rate, the speed-up over the ``plain`` path of the same model and
-    round, and the ratio to the U-Net on the same path and round (medians, range over rounds)."""
+    round, and the ratio to the U-Net on the same path and round (medians, range over rounds). The
+    matrix product is timed for ``min(seconds, 2)`` s per precision."""
     names = _ordered_models(models)
-    heap = "" if keep_heap else ", glibc heap defaults"
-    echo(f"# training step benchmark, batch {batch}, {rounds} round(s){heap} ({bench.machine_line()})")
-    gemm, rates = gemm_line(keep_heap)
-    echo(gemm)
-    runs: dict[tuple[str, str], list[dict]] = {(n, p): [] for n in names for p in paths}
+    info = {"machine": bench.machine_line(), "batch": batch, "rounds": rounds, "keep_heap": keep_heap}
+    info["gemm"] = gemm_rates(min(seconds, 2.0))
+    table = Table("train-step", info)
+    for line in _train_step_head(info):
+        echo(line)
     for index in range(rounds):
-        for key in runs:
-            name, path = key
-            options = {"batch": batch, "seconds": seconds, "path": path, "keep_heap": keep_heap}
-            runs[key].append(
-                bench._subprocess("bench_compute.measure_train_step", model_name=name, **options)
-            )
+        for name in names:
+            for path in paths:
+                options = {"batch": batch, "seconds": seconds, "path": path, "keep_heap": keep_heap}
+                measured = bench._subprocess("bench_compute.measure_train_step", model_name=name, **options)
+                table.rows.append({"model": name, "path": path, "round": index, **measured})
         if rounds > 1:
-            times = ", ".join(f"{n}/{p} {r[-1]['seconds']:.2f} s" for (n, p), r in runs.items())
-            echo(f"# round {index + 1}/{rounds}: {times}")
-    echo(
-        "| model | params (quantum) | path | s/step | images/s | GFLOP/step | GFLOP/s | of bf16 matmul rate "
-        "| speed-up over plain | ratio to unet |"
+            echo(_round_line(info, table.rows, index))
+    for line in _train_step_table(info, table.rows):
+        echo(line)
+    return table
+
+
+def _sample_line(rows: list[dict], row: dict) -> str:
+    plain = next(
+        (r for r in rows if (r["model"], r["sampler"], r["path"]) == (row["model"], row["sampler"], "plain")),
+        None,
     )
-    echo("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    results: dict[tuple[str, str], dict] = {}
-    for (name, path), measured in runs.items():
-        times = [r["seconds"] for r in measured]
-        result = {**measured[0], "seconds": statistics.median(times)}
-        if (name, "plain") in runs:
-            plain = [r["seconds"] for r in runs[name, "plain"]]
-            result["speedup"] = [p / s for p, s in zip(plain, times, strict=True)]
-        result["vs_unet"] = [s / u["seconds"] for s, u in zip(times, runs["unet", path], strict=True)]
-        result["gflops"] = result["gflop"] / result["seconds"]
-        results[name, path] = result
-        speedup = _median_range(result["speedup"]) if "speedup" in result else "-"
-        echo(
-            f"| {name} | {result['params']:,} ({result['quantum_params']:,}) | {path} | "
-            f"{result['seconds']:.3f} | {batch / result['seconds']:.0f} | {result['gflop']:.1f} | "
-            f"{result['gflops']:.0f} | {result['gflops'] / rates['bfloat16']:.0%} | {speedup} | "
-            f"{_median_range(result['vs_unet'])} |"
-        )
-    return results
+    speedup = f"{row['evals_per_s'] / plain['evals_per_s']:.2f}x" if plain else "-"
+    return (
+        f"| {row['model']} | {row['sampler']} | {row['path']} | {row['evals_per_s']:.0f} | "
+        f"{row['evals_per_s'] / 100:.1f} | {speedup} |"
+    )
+
+
+def format_sample(info: dict, rows: list[dict]) -> list[str]:
+    lines = [
+        f"# sampling benchmark, batch {info['batch']}, {info['steps']} evaluations per run "
+        f"({info['machine']})",
+        "| model | sampler | path | evaluations/s | images/s at 100 steps | speed-up over plain |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    return lines + [_sample_line(rows[: i + 1], row) for i, row in enumerate(rows)]
 
 
 def sample_benchmark(
@@ -232,13 +288,13 @@ def sample_benchmark(
     steps: int = 10,
     keep_heap: bool = True,
     echo: Callable[[str], None] = print,
-) -> dict[tuple[str, str, str], dict]:
+) -> Table:
     """Model evaluations/s of each sampler at ``batch``, per model and path, with the speed-up over
     ``plain``."""
-    echo(f"# sampling benchmark, batch {batch}, {steps} evaluations per run ({bench.machine_line()})")
-    echo("| model | sampler | path | evaluations/s | images/s at 100 steps | speed-up over plain |")
-    echo("|---|---|---|---:|---:|---:|")
-    results: dict[tuple[str, str, str], dict] = {}
+    info = {"machine": bench.machine_line(), "batch": batch, "steps": steps, "keep_heap": keep_heap}
+    table = Table("sample", info)
+    for line in format_sample(info, []):
+        echo(line)
     for name in _ordered_models(models) if "unet" in models else list(models):
         for sampler in samplers:
             for path in paths:
@@ -247,14 +303,27 @@ def sample_benchmark(
                     model_name=name, sampler=sampler, batch=batch, steps=steps, path=path,
                     keep_heap=keep_heap,
                 )  # fmt: skip
-                results[name, sampler, path] = result
-                plain = results.get((name, sampler, "plain"))
-                speedup = f"{result['evals_per_s'] / plain['evals_per_s']:.2f}x" if plain else "-"
-                echo(
-                    f"| {name} | {sampler} | {path} | {result['evals_per_s']:.0f} | "
-                    f"{result['evals_per_s'] / 100:.1f} | {speedup} |"
-                )
-    return results
+                table.rows.append({"model": name, "sampler": sampler, "path": path, **result})
+                echo(_sample_line(table.rows, table.rows[-1]))
+    return table
+
+
+def _fid_line(rows: list[dict], row: dict) -> str:
+    base = next((r for r in rows if r["path"] == "plain"), None)
+    speedup = f"{row['images_per_s'] / base['images_per_s']:.2f}x" if base else "-"
+    return (
+        f"| {row['path']} | {row['images_per_s']:.1f} | {10_000 / row['images_per_s']:.0f} | "
+        f"{speedup} | {row['peak_mb']:,.0f} |"
+    )
+
+
+def format_fid(info: dict, rows: list[dict]) -> list[str]:
+    lines = [
+        f"# FID feature benchmark, batch {info['batch']}, 28x28 grey -> 299x299 ({info['machine']})",
+        "| path | images/s | seconds per 10,000 images | speed-up over plain | peak MB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    return lines + [_fid_line(rows[: i + 1], row) for i, row in enumerate(rows)]
 
 
 def fid_benchmark(
@@ -263,20 +332,15 @@ def fid_benchmark(
     seconds: float = 10.0,
     keep_heap: bool = True,
     echo: Callable[[str], None] = print,
-) -> dict[str, dict]:
+) -> Table:
     """Images/s of the FID Inception network on each path, with the speed-up over ``plain``."""
-    echo(f"# FID feature benchmark, batch {batch}, 28x28 grey -> 299x299 ({bench.machine_line()})")
-    echo("| path | images/s | seconds per 10,000 images | speed-up over plain | peak MB |")
-    echo("|---|---:|---:|---:|---:|")
-    results: dict[str, dict] = {}
+    info = {"machine": bench.machine_line(), "batch": batch, "keep_heap": keep_heap}
+    table = Table("fid", info)
+    for line in format_fid(info, []):
+        echo(line)
     for path in paths:
         options = {"batch": batch, "path": path, "seconds": seconds, "keep_heap": keep_heap}
         result = bench._subprocess("bench_compute.measure_inception", **options)
-        results[path] = result
-        base = results.get("plain")
-        speedup = f"{result['images_per_s'] / base['images_per_s']:.2f}x" if base else "-"
-        echo(
-            f"| {path} | {result['images_per_s']:.1f} | {10_000 / result['images_per_s']:.0f} | "
-            f"{speedup} | {result['peak_mb']:,.0f} |"
-        )
-    return results
+        table.rows.append({"path": path, **result})
+        echo(_fid_line(table.rows, table.rows[-1]))
+    return table

@@ -278,7 +278,9 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
     quantum.add_argument(
         "--torchquantum-batch", type=int, default=896, help="largest batch run on TorchQuantum"
     )
-    quantum.add_argument("--seconds", type=float, default=3.0, help="minimum timing per measurement")
+    quantum.add_argument(
+        "--seconds", type=float, default=3.0, help="minimum timing per measurement (at most 1 s for --depths)"
+    )
     quantum.add_argument(
         "--depths", default="1,3,6,12", help="layer counts for the memory-vs-depth table ('' skips it)"
     )
@@ -310,12 +312,18 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
             action="store_true",
             help="measure with glibc's default heap settings instead of those hqdm's commands set",
         )
+    for kind in (quantum, step, sample, fid):
+        kind.add_argument(
+            "--json", metavar="PATH", help="also write the raw measurements there (benchmarks/results/*.json)"
+        )
 
     def run(args: argparse.Namespace) -> int:
         from hqdm import bench
+        from hqdm.bench_results import command_line, make_record, utc_now, write_record
 
+        started, tables = utc_now(), {}
         if args.kind == "quantum":
-            bench.quantum_benchmark(
+            tables["quantum"] = bench.quantum_benchmark(
                 batches=tuple(int(b) for b in args.batches.split(",")),
                 ansatzes=tuple(args.ansatz.split(",")),
                 pennylane_batch=args.pennylane_batch,
@@ -324,29 +332,34 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
                 seconds=args.seconds,
             )
             if args.depths:
-                bench.depth_memory_benchmark(
+                tables["depth"] = bench.depth_memory_benchmark(
                     batch=max(int(b) for b in args.batches.split(",")),
                     depths=tuple(int(d) for d in args.depths.split(",")),
+                    seconds=min(args.seconds, 1.0),
                 )
-            return 0
-        from hqdm import bench_compute
+        else:
+            from hqdm import bench_compute
 
-        keep_heap = not args.glibc_heap_defaults
-        paths = _choices(args.paths, bench_compute.PATHS, "--paths")
-        if args.kind == "fid":
-            bench_compute.fid_benchmark(
-                batch=args.batch, paths=paths, seconds=args.seconds, keep_heap=keep_heap
-            )
-            return 0
-        models = tuple(args.models.split(",")) if args.models else None
-        if args.kind == "sample":
-            bench_compute.sample_benchmark(
-                models or ("unet",), paths, batch=args.batch, steps=args.steps, keep_heap=keep_heap
-            )
-            return 0
-        bench_compute.train_step_benchmark(
-            models, paths, batch=args.batch, seconds=args.seconds, rounds=args.rounds, keep_heap=keep_heap
-        )
+            keep_heap = not args.glibc_heap_defaults
+            paths = _choices(args.paths, bench_compute.PATHS, "--paths")
+            models = tuple(args.models.split(",")) if getattr(args, "models", None) else None
+            if args.kind == "fid":
+                tables["fid"] = bench_compute.fid_benchmark(
+                    batch=args.batch, paths=paths, seconds=args.seconds, keep_heap=keep_heap
+                )
+            elif args.kind == "sample":
+                tables["sample"] = bench_compute.sample_benchmark(
+                    models or ("unet",), paths, batch=args.batch, steps=args.steps, keep_heap=keep_heap
+                )
+            else:
+                tables["train-step"] = bench_compute.train_step_benchmark(
+                    models, paths, batch=args.batch, seconds=args.seconds, rounds=args.rounds,
+                    keep_heap=keep_heap,
+                )  # fmt: skip
+        if args.json:
+            options = {k: v for k, v in vars(args).items() if k not in ("command", "kind", "run")}
+            record = make_record(command_line(args.kind, options), started, tables)
+            print(f"raw output: {write_record(args.json, record)}")
         return 0
 
     return run
