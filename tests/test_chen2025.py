@@ -259,16 +259,19 @@ def test_config_selects_quantum_noise_for_training(tmp_path):
 
 
 def test_evaluation_samples_with_the_checkpoint_configs_noise(monkeypatch):
-    """`hqdm evaluate` draws its sampler noise from diffusion.noise, as training did."""
+    """`hqdm evaluate` draws its sampler noise from diffusion.noise, as training did (each image's
+    rows from its own stream of that source)."""
+    import hqdm.diffusion.pipeline as pipeline
     import hqdm.experiments.evaluate as evaluate
 
     seen = []
 
-    def recording_sampler(name, schedule, *, noise, **options):
-        seen.append(noise)
+    def recording_sampler(name, schedule, *, noise=None, **options):
+        if noise is not None:  # the pipeline first checks the settings with a noise-less sampler
+            seen.append(noise)
         return make_sampler(name, schedule, noise=noise, **options)
 
-    monkeypatch.setattr(evaluate, "make_sampler", recording_sampler)
+    monkeypatch.setattr(pipeline, "make_sampler", recording_sampler)
     settings = evaluate.EvalSettings(num_samples=2, sampler="ddim", steps=2, batch_size=2)
     model = build_model("lite-unet")
     for noise, expected in (("quantum", QuantumNoise), ("gaussian", GaussianNoise)):
@@ -279,7 +282,7 @@ def test_evaluation_samples_with_the_checkpoint_configs_noise(monkeypatch):
         batches = list(
             evaluate.sample_batches(model, config_from_dict(raw), settings, image_shape=(1, 28, 28))
         )
-        assert isinstance(seen[-1], expected) and batches[0].shape == (2, 1, 28, 28)
+        assert isinstance(seen[-1].base, expected) and batches[0].shape == (2, 1, 28, 28)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -22,9 +22,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from hqdm.config import Config, ConfigError, config_from_dict
-from hqdm.diffusion import NoiseSource, make_noise_source, make_schedule
+from hqdm.diffusion import SamplingPipeline, make_schedule
 from hqdm.quantum import PatchCircuit
-from hqdm.train import latest_checkpoint, read_state, sample_checkpoint, train
+from hqdm.train import latest_checkpoint, read_state, sample_to_folder, train
 from hqdm.train.distributed import (
     DistContext,
     DistributedError,
@@ -35,7 +35,7 @@ from hqdm.train.distributed import (
     torchrun_env,
 )
 from hqdm.train.logs import read_log
-from hqdm.train.sampling import generate_sharded, image_seed
+from hqdm.train.sampling import generate_sharded
 from hqdm.train.trainer import Trainer, check_batch_split
 
 T = 50
@@ -129,25 +129,16 @@ def two_process_job(root: Path) -> None:
     run(make_cfg(root / "ddp"))  # full run: test 1, and the checkpoint sampled in test 2
     run(make_cfg(root / "ddp_cut"), max_steps=3)  # stopped, resumed by one process in test 3
     run(make_cfg(root / "one_cut"), resume=True)  # a one-process run's checkpoint, resumed by two
-    sample_checkpoint(
-        root / "ddp", root / "ddp_samples", num_images=5, steps=3, seed=1, model_factory=factory
-    )
+    sample_to_folder(root / "ddp", root / "ddp_samples", num_images=5, steps=3, seed=1, model_factory=factory)
     ctx, _ = join_process_group(torch.device("cpu"))
     cfg = make_cfg(root / "quantum", model="quantum")
     trainer = Trainer(cfg, images=make_images(), model_factory=factory, progress=False, dist=ctx)
     trainer.run(max_steps=3)
     save_file(trainer.model.state_dict(), root / f"quantum_rank{rank}.safetensors")
-    gathered = generate_sharded(
-        trainer.ema.shadow,
-        "ddim",
-        trainer.diffusion.schedule,
-        num_images=3,
-        image_shape=(1, 8, 8),
-        seed=5,
-        sampler_options={"steps": 2},
-        batch_size=1,
-        dist=ctx,
+    pipe = SamplingPipeline(
+        trainer.ema.shadow, trainer.diffusion.schedule, image_shape=(1, 8, 8), sampler="ddim", steps=2
     )
+    gathered = generate_sharded(pipe, num_images=3, seed=5, batch_size=1, dist=ctx)
     info = {"world_size": ctx.world_size, "gathered": None if gathered is None else list(gathered.shape)}
     (root / f"rank{rank}.json").write_text(json.dumps(info))
     if gathered is not None:
@@ -201,7 +192,7 @@ def test_two_processes_train_the_same_weights_as_one(job: Path, tmp_path: Path) 
 
 
 def test_sharded_sampling_equals_single_process_image_for_image(job: Path, tmp_path: Path) -> None:
-    one = sample_checkpoint(job / "ddp", tmp_path / "s", num_images=5, steps=3, seed=1, model_factory=factory)
+    one = sample_to_folder(job / "ddp", tmp_path / "s", num_images=5, steps=3, seed=1, model_factory=factory)
     with np.load(one.npz) as a, np.load(job / "ddp_samples" / "samples.npz") as b:
         single, sharded = a["images"], b["images"]
     assert sharded.shape == single.shape == (5, 1, 28, 28)
@@ -218,52 +209,9 @@ def test_generate_sharded_gathers_on_rank_zero_only(job: Path) -> None:
     model = TinyQuantum()
     ema = load_file(latest_checkpoint(job / "quantum") / "ema.safetensors")
     model.load_state_dict(ema)
-    single = generate_sharded(
-        model,
-        "ddim",
-        make_schedule("cosine", T),
-        num_images=3,
-        image_shape=(1, 8, 8),
-        seed=5,
-        sampler_options={"steps": 2},
-    )
+    pipe = SamplingPipeline(model, make_schedule("cosine", T), image_shape=(1, 8, 8), sampler="ddim", steps=2)
+    single = generate_sharded(pipe, num_images=3, seed=5)
     assert torch.equal(sharded, single)
-
-
-def test_images_do_not_depend_on_the_batch_they_are_drawn_in() -> None:
-    torch.manual_seed(0)
-    model, schedule = Tiny(), make_schedule("cosine", T)
-
-    def draw(batch_size: int, seed: int = 3) -> Tensor:
-        return generate_sharded(
-            model, "ddpm", schedule, num_images=5, image_shape=(1, 8, 8), seed=seed, batch_size=batch_size
-        )
-
-    def draw_with(noise: NoiseSource, batch_size: int) -> Tensor:
-        return generate_sharded(
-            model,
-            "ddpm",
-            schedule,
-            num_images=3,
-            image_shape=(1, 8, 8),
-            seed=3,
-            noise=noise,
-            batch_size=batch_size,
-        )
-
-    whole = draw(5)
-    assert whole.dtype == torch.uint8 and whole.shape == (5, 1, 8, 8)
-    assert torch.equal(draw(2), whole)
-    assert torch.equal(draw(5, seed=4)[0], draw(5, seed=4)[0]) and not torch.equal(draw(5, seed=4), whole)
-    # another noise source draws each image's rows from the same per-image streams
-    quantum = make_noise_source("quantum", shots=16)
-    shot_noise = draw_with(quantum, batch_size=2)
-    assert torch.equal(shot_noise, draw_with(quantum, batch_size=3)) and not torch.equal(
-        shot_noise, whole[:3]
-    )
-    # each image has its own stream: no two images of a request, nor neighbouring seeds, share one
-    seeds = {image_seed(s, i) for s in range(3) for i in range(50)}
-    assert len(seeds) == 150
 
 
 # --- 3. resume with another world size -----------------------------------------------------------

@@ -25,7 +25,7 @@ from hqdm.train import (
     find_checkpoints,
     latest_checkpoint,
     read_state,
-    sample_checkpoint,
+    sample_to_folder,
     train,
     transfer_weights,
 )
@@ -303,7 +303,7 @@ def test_transfer_resumes_across_the_phase_boundary(tmp_path: Path, images: Tens
 
 def test_sample_checkpoint_writes_png_and_uint8_npz(tmp_path: Path, images: Tensor) -> None:
     result = run(make_cfg(tmp_path / "r", training={"epochs": 1}), images)
-    out = sample_checkpoint(
+    out = sample_to_folder(
         result.run_dir,
         tmp_path / "s",
         num_images=5,
@@ -316,7 +316,7 @@ def test_sample_checkpoint_writes_png_and_uint8_npz(tmp_path: Path, images: Tens
         samples = npz["images"]
     assert samples.dtype == np.uint8 and samples.shape == (5, 1, 28, 28)
     assert out.png.read_bytes()[:4] == b"\x89PNG"
-    again = sample_checkpoint(
+    again = sample_to_folder(
         result.run_dir,
         tmp_path / "s2",
         num_images=5,

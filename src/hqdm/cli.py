@@ -141,6 +141,12 @@ def _train(parser: argparse.ArgumentParser) -> Runner:
     return run
 
 
+def _sampler_names() -> list[str]:
+    from hqdm.diffusion import available_samplers
+
+    return available_samplers()
+
+
 @subcommand("sample", "draw samples from a checkpoint into a PNG grid and an .npz")
 def _sample(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument(
@@ -150,7 +156,7 @@ def _sample(parser: argparse.ArgumentParser) -> Runner:
         "--pretrained", metavar="NAME_OR_DIR", help="sample a pretrained model instead of a checkpoint"
     )
     parser.add_argument("-n", "--num-images", type=int, default=64, help="number of images (default 64)")
-    parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim")
+    parser.add_argument("--sampler", choices=_sampler_names(), default="ddim")
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps (DDPM always uses all timesteps)")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0 = deterministic)")
     parser.add_argument("--out", required=True, help="folder for samples.png and samples.npz")
@@ -163,9 +169,8 @@ def _sample(parser: argparse.ArgumentParser) -> Runner:
 
     def run(args: argparse.Namespace) -> int:
         from hqdm.config import ConfigError
-        from hqdm.train import sample_checkpoint
+        from hqdm.train import sample_to_folder
         from hqdm.train.distributed import is_main_process
-        from hqdm.train.sampling import sample_pretrained
         from hqdm.train.trainer import resolve_device
 
         device = resolve_device(args.device, key="--device")
@@ -173,19 +178,38 @@ def _sample(parser: argparse.ArgumentParser) -> Runner:
             raise ConfigError("sample: give a CHECKPOINT or --pretrained NAME_OR_DIR (one of them)")
         draw = {
             "num_images": args.num_images, "sampler": args.sampler, "steps": args.steps, "eta": args.eta,
-            "seed": args.seed, "device": device, "progress": sys.stderr.isatty(),
+            "seed": args.seed, "device": device, "progress": True,
         }  # fmt: skip
-        if args.pretrained is not None:
-            result = sample_pretrained(args.pretrained, args.out, precision=args.precision or "auto", **draw)
-        else:
-            result = sample_checkpoint(
-                args.checkpoint, args.out, use_ema=not args.no_ema, precision=args.precision, **draw
-            )
+        pretrained = args.pretrained is not None
+        result = sample_to_folder(
+            args.pretrained if pretrained else args.checkpoint, args.out, pretrained=pretrained,
+            use_ema=not args.no_ema, precision=args.precision, **draw,
+        )  # fmt: skip
         if not is_main_process():
             return 0
         print(f"{result.num_images} samples from {result.checkpoint}")
         print(f"  grid: {result.png}")
         print(f"  uint8 array (key 'images', N x C x H x W): {result.npz}")
+        return 0
+
+    return run
+
+
+@subcommand("export", "write a checkpoint's EMA weights as a pretrained folder with a model card")
+def _export(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("checkpoint", help="checkpoint directory, or a run directory (its newest checkpoint)")
+    parser.add_argument("--out", required=True, help="the pretrained folder to write")
+    parser.add_argument("--name", help="the model's name in its card (default: the folder's name)")
+    parser.add_argument(
+        "--evaluation", help="an evaluation.json of this checkpoint: its scores go in the card"
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from hqdm.experiments.export import export_pretrained
+
+        folder = export_pretrained(args.checkpoint, args.out, name=args.name, evaluation=args.evaluation)
+        print(f"pretrained model written to {folder} (config.json, model.safetensors, README.md)")
+        print(f"  sample it: hqdm sample --pretrained {folder} -n 64 --out samples/")
         return 0
 
     return run
@@ -206,27 +230,51 @@ def _models(parser: argparse.ArgumentParser) -> Runner:
     return run
 
 
-@subcommand("demo", "train a small hybrid model for a few minutes on the shipped data, then sample")
+@subcommand("demo", "draw from a shipped hybrid and its classical twin side by side (or train a small one)")
 def _demo(parser: argparse.ArgumentParser) -> Runner:
-    parser.add_argument("--out", default="hqdm-demo", help="run directory (default ./hqdm-demo)")
+    parser.add_argument("--out", default="hqdm-demo", help="output folder (default ./hqdm-demo)")
     parser.add_argument(
-        "--minutes", type=_positive_float, default=5.0, help="training time budget (default 5)"
-    )
+        "--models", help="comma-separated pretrained names or folders (default: those of "
+        "fashion-mnist-1hq,fashion-mnist-unet that are shipped)",
+    )  # fmt: skip
+    parser.add_argument("-n", "--num-images", type=_positive_int, default=16, help="images per model")
+    parser.add_argument("--ddim-steps", type=_positive_int, default=50, help="DDIM steps (default 50)")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--steps", type=_positive_int, help="stop after this many steps (whichever comes first)"
+        "--train-minutes", type=_positive_float,
+        help="instead: train a small hybrid on the shipped data subset for N minutes, then sample",
+    )  # fmt: skip
+    parser.add_argument(
+        "--train-steps", type=_positive_int, help="with --train-minutes: stop after this many steps"
     )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a demo setting, e.g. --set data.dataset=embedded-mnist",
+        help="with --train-minutes: override a training setting, e.g. --set data.dataset=embedded-mnist",
     )  # fmt: skip
 
     def run(args: argparse.Namespace) -> int:
-        from hqdm.train.demo import run_demo
+        from hqdm.config import ConfigError
+        from hqdm.train.demo import compare_pretrained, train_demo
 
-        result = run_demo(args.out, minutes=args.minutes, steps=args.steps, overrides=args.overrides)
-        print(f"demo trained {result.run.state.step} steps; run directory: {result.run.run_dir}")
-        print(f"  samples (DDIM, EMA weights): {result.samples_png}")
-        print(f"  loss curve: {result.run.loss_plot}")
+        training = args.train_minutes is not None or args.train_steps is not None
+        if not training:
+            if args.overrides:
+                raise ConfigError("demo: --set applies to training; add --train-minutes N")
+            models = None if args.models is None else tuple(args.models.split(","))
+            result = compare_pretrained(
+                args.out, models=models, num_images=args.num_images, steps=args.ddim_steps, seed=args.seed
+            )
+            print(f"drew {result.num_images} images (seed {args.seed}, DDIM {args.ddim_steps} steps) from")
+            for label in result.labels:
+                print(f"  {label}")
+            print(f"in {result.seconds:.1f} s; side by side in {result.png}")
+            return 0
+        trained = train_demo(
+            args.out, minutes=args.train_minutes or 5.0, steps=args.train_steps, overrides=args.overrides
+        )
+        print(f"demo trained {trained.run.state.step} steps; run directory: {trained.run.run_dir}")
+        print(f"  samples (DDIM, EMA weights): {trained.samples.png}")
+        print(f"  loss curve: {trained.run.loss_plot}")
         return 0
 
     return run
@@ -384,7 +432,7 @@ def _metric_errors(run: Runner) -> Runner:
 def _evaluate(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("checkpoint", help="checkpoint directory, or a run directory (its newest checkpoint)")
     parser.add_argument("--num-samples", type=int, default=7000, help="generated = real images (7000)")
-    parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm")
+    parser.add_argument("--sampler", choices=_sampler_names(), default="ddpm")
     parser.add_argument("--steps", type=int, default=100, help="DDIM steps (DDPM always uses all timesteps)")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0 = deterministic)")
     parser.add_argument("--metrics", default="fid,kid,is", help="comma-separated: fid,kid,is,ssim")
@@ -430,7 +478,7 @@ def _evaluate(parser: argparse.ArgumentParser) -> Runner:
             inception_weights=args.inception_weights,
             device=resolve_device(args.device, key="--device"),
             precision=args.precision,
-            progress=sys.stderr.isatty(),
+            progress=True,
         )
         print(result.markdown_path.read_text(encoding="utf-8").rstrip())
         print(f"  numbers, settings and versions: {result.json_path}")
@@ -510,7 +558,7 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
             Path(args.out or f"results/study-{args.dataset}"),
             settings=settings,
             data_dir=args.data_dir,
-            progress=sys.stderr.isatty(),
+            progress=True,
             train_only=args.train_only,
         )
         print(f"metrics: {metrics}")
@@ -573,7 +621,7 @@ def _reproduce(parser: argparse.ArgumentParser) -> Runner:
             semantics=args.semantics,
             inception_weights=args.inception_weights,
             command="hqdm reproduce " + " ".join(options),
-            progress=sys.stderr.isatty(),
+            progress=True,
         )
         print(result.table_md.read_text(encoding="utf-8").split("\n## ")[0].rstrip())
         print(f"  table: {result.table_md} and {result.table_csv}")

@@ -14,6 +14,7 @@ from .noise import (
     make_noise_source,
     sample_noise,
 )
+from .pipeline import PerImageNoise, SamplingPipeline, image_seed, to_uint8
 from .process import EpsModel, GaussianDiffusion, p2_weights
 from .samplers import (
     DDIMSampler,
@@ -22,6 +23,7 @@ from .samplers import (
     UnknownSamplerError,
     available_samplers,
     make_sampler,
+    sampler_options,
 )
 from .schedules import (
     DEFAULT_NUM_TIMESTEPS,
@@ -50,8 +52,10 @@ __all__ = [
     "NoiseSchedule",
     "NoiseSource",
     "NoiseSourceError",
+    "PerImageNoise",
     "QuantumNoise",
     "Sampler",
+    "SamplingPipeline",
     "UnknownSamplerError",
     "UnknownScheduleError",
     "available_samplers",
@@ -59,6 +63,7 @@ __all__ = [
     "cosine_betas",
     "custom_betas",
     "ema_decay",
+    "image_seed",
     "linear_betas",
     "make_noise_source",
     "make_sampler",
@@ -66,5 +71,7 @@ __all__ = [
     "p2_weights",
     "register_schedule",
     "sample_noise",
+    "sampler_options",
     "small_data_betas",
+    "to_uint8",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "UnknownSamplerError",
     "available_samplers",
     "make_sampler",
+    "sampler_options",
 ]
 
 
@@ -219,19 +220,32 @@ class DDIMSampler:
         return x_next
 
 
-_SAMPLERS: dict[str, Callable[..., Sampler]] = {"ddpm": DDPMSampler, "ddim": DDIMSampler}
+# each sampler with the options it takes beyond the schedule and the noise source
+_SAMPLERS: dict[str, tuple[Callable[..., Sampler], tuple[str, ...]]] = {
+    "ddpm": (DDPMSampler, ()),
+    "ddim": (DDIMSampler, ("steps", "eta")),
+}
 
 
 def available_samplers() -> list[str]:
     return sorted(_SAMPLERS)
 
 
-def make_sampler(kind: str, schedule: NoiseSchedule, **options: object) -> Sampler:
-    """Build a sampler by name for configs, e.g. ``make_sampler("ddim", schedule, steps=50, eta=0.0)``."""
+def _entry(kind: str) -> tuple[Callable[..., Sampler], tuple[str, ...]]:
     try:
-        cls = _SAMPLERS[kind]
+        return _SAMPLERS[kind]
     except KeyError:
         raise UnknownSamplerError(
             f"unknown sampler {kind!r}; available: {', '.join(available_samplers())}"
         ) from None
-    return cls(schedule, **options)
+
+
+def sampler_options(kind: str, **settings: object) -> dict[str, object]:
+    """The part of ``settings`` (e.g. ``steps``, ``eta``) that sampler ``kind`` takes: commands carry
+    one set of sampler settings and each sampler reads what applies to it (DDPM visits every step)."""
+    return {name: value for name, value in settings.items() if name in _entry(kind)[1]}
+
+
+def make_sampler(kind: str, schedule: NoiseSchedule, **options: object) -> Sampler:
+    """Build a sampler by name for configs, e.g. ``make_sampler("ddim", schedule, steps=50, eta=0.0)``."""
+    return _entry(kind)[0](schedule, **options)

@@ -27,10 +27,10 @@ import torch
 
 from hqdm.config import Config, config_from_dict
 from hqdm.data import load_dataset
-from hqdm.diffusion import make_noise_source, make_sampler, make_schedule
+from hqdm.diffusion import SamplingPipeline, make_noise_source, make_schedule
 from hqdm.metrics import evaluate_images
 from hqdm.train import latest_checkpoint, load_checkpoint_model, read_state, train
-from hqdm.train.io import atomic_write_text, images_to_uint8, save_grid_png, save_samples_npz
+from hqdm.train.io import atomic_write_text, save_grid_png, save_samples_npz
 
 __all__ = ["BUDGETS", "CELLS", "ChenBudget", "ChenCell", "cell_config", "reproduce_chen2025"]
 
@@ -172,19 +172,16 @@ def _generate(checkpoint: Path, cfg: Config, budget: ChenBudget, seed: int) -> t
     """uint8 samples of the checkpoint's EMA model, drawn with the run's own noise source."""
     model, _ = load_checkpoint_model(checkpoint, device=torch.device("cpu"))
     d = cfg.diffusion
-    schedule = make_schedule(d.schedule, d.num_timesteps, **d.schedule_options)
-    options: dict[str, object] = (
-        {"steps": budget.steps, "eta": budget.eta} if budget.sampler == "ddim" else {}
+    pipe = SamplingPipeline(
+        model,
+        make_schedule(d.schedule, d.num_timesteps, **d.schedule_options),
+        image_shape=(cfg.model.in_channels, 28, 28),
+        sampler=budget.sampler,
+        steps=budget.steps,
+        eta=budget.eta,
+        noise=make_noise_source(d.noise, **d.noise_options),
     )
-    sampler = make_sampler(
-        budget.sampler, schedule, noise=make_noise_source(d.noise, **d.noise_options), **options
-    )
-    generator = torch.Generator().manual_seed(seed)
-    batches = []
-    for start in range(0, budget.num_samples, 100):
-        shape = (min(100, budget.num_samples - start), cfg.model.in_channels, 28, 28)
-        batches.append(sampler.sample(model, shape, generator=generator, device=torch.device("cpu")))
-    return torch.from_numpy(images_to_uint8(torch.cat(batches)))
+    return pipe(budget.num_samples, seed=seed, batch_size=100)
 
 
 def _evaluate(

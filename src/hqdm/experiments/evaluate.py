@@ -23,9 +23,10 @@ import torch
 from torch import Tensor, nn
 
 from hqdm.config import Config, ConfigError, config_from_dict
-from hqdm.diffusion import make_noise_source, make_sampler, make_schedule
+from hqdm.diffusion import SamplingPipeline, make_noise_source, make_schedule
+from hqdm.progress import progress_bar
 from hqdm.train.checkpoint import read_state, resolve_checkpoint
-from hqdm.train.io import atomic_write_text, images_to_uint8
+from hqdm.train.io import atomic_write_text
 from hqdm.train.sampling import load_checkpoint_model
 from hqdm.train.trainer import ModelFactory, default_model_factory
 
@@ -115,26 +116,38 @@ def real_reference_images(dataset: str, num_images: int, data_dir: str | Path | 
 
 
 def sample_batches(
-    model: nn.Module, cfg: Config, settings: EvalSettings, *, image_shape: tuple[int, int, int]
+    model: nn.Module,
+    cfg: Config,
+    settings: EvalSettings,
+    *,
+    image_shape: tuple[int, int, int],
+    progress: bool = False,
 ) -> Iterator[Tensor]:
-    """Yield uint8 (B, C, H, W) batches of samples one at a time, so only one batch is ever in memory."""
-    schedule = make_schedule(
-        cfg.diffusion.schedule, cfg.diffusion.num_timesteps, **cfg.diffusion.schedule_options
-    )
-    options: dict[str, object] = (
-        {"steps": settings.steps, "eta": settings.eta} if settings.sampler == "ddim" else {}
-    )
+    """Yield uint8 (B, C, H, W) batches of samples one at a time, so only one batch is ever in memory;
+    image ``i`` is image ``i`` of ``hqdm sample`` with the same checkpoint and seed."""
+    d = cfg.diffusion
     try:
-        noise = make_noise_source(cfg.diffusion.noise, **cfg.diffusion.noise_options)  # as in training
-        sampler = make_sampler(settings.sampler, schedule, noise=noise, **options)
+        pipe = SamplingPipeline(
+            model,
+            make_schedule(d.schedule, d.num_timesteps, **d.schedule_options),
+            image_shape=image_shape,
+            sampler=settings.sampler,
+            steps=settings.steps,
+            eta=settings.eta,
+            noise=make_noise_source(d.noise, **d.noise_options),  # as in training
+        )
     except (KeyError, ValueError) as err:
         raise ConfigError(f"--sampler/--steps/--eta: {err}") from err
-    generator = torch.Generator().manual_seed(settings.seed)
-    device = next(model.parameters()).device
-    for start in range(0, settings.num_samples, settings.batch_size):
-        shape = (min(settings.batch_size, settings.num_samples - start), *image_shape)
-        images = sampler.sample(model, shape, generator=generator, device=device)
-        yield torch.from_numpy(images_to_uint8(images))
+    bar = progress_bar(settings.num_samples, desc="sampling", unit="image", enabled=progress)
+    try:
+        yield from pipe.batches(
+            range(settings.num_samples),
+            seed=settings.seed,
+            batch_size=settings.batch_size,
+            on_batch=bar.update,
+        )
+    finally:
+        bar.close()
 
 
 @dataclass
@@ -228,7 +241,7 @@ def evaluate_checkpoint(
         real_images = real_reference_images(cfg.data.dataset, settings.num_samples, data_dir)
     started = time.perf_counter()
     metrics = evaluate_images(
-        sample_batches(model, cfg, settings, image_shape=tuple(real_images.shape[1:])),
+        sample_batches(model, cfg, settings, image_shape=tuple(real_images.shape[1:]), progress=progress),
         real_images,
         metrics=settings.metrics,
         cache_dir=cache_dir,

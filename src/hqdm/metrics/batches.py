@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from hqdm.metrics.images import check_uint8_images
+from hqdm.progress import progress_iter
 
 
 def iter_image_batches(images: Iterable[Tensor] | Tensor, batch_size: int, name: str) -> Iterator[Tensor]:
@@ -24,8 +24,10 @@ def iter_image_batches(images: Iterable[Tensor] | Tensor, batch_size: int, name:
         yield from batch.split(batch_size)
 
 
-def with_progress(batches: Iterable[Tensor], enabled: bool, description: str) -> Iterable[Tensor]:
-    return tqdm(batches, desc=description, unit="batch", disable=not enabled, leave=False)
+def with_progress(
+    batches: Iterable[Tensor], enabled: bool, description: str, total: int | None = None
+) -> Iterable[Tensor]:
+    return progress_iter(batches, desc=description, unit="batch", enabled=enabled, total=total)
 
 
 def map_batches(
@@ -38,9 +40,10 @@ def map_batches(
     name: str = "images",
 ) -> Tensor:
     """Concatenate ``fn(batch)`` over all batches, each moved to ``device``; results gathered on the CPU."""
+    total = -(-len(images) // batch_size) if isinstance(images, Tensor) and batch_size > 0 else None
     outputs = [
         fn(batch.to(device) if device is not None else batch).cpu()
-        for batch in with_progress(iter_image_batches(images, batch_size, name), progress, name)
+        for batch in with_progress(iter_image_batches(images, batch_size, name), progress, name, total)
     ]
     if not outputs:
         raise ValueError(f"{name} is empty: at least one image is needed.")

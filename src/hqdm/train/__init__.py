@@ -9,7 +9,7 @@ from hqdm.train.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from hqdm.train.sampling import SampleResult, load_checkpoint_model, sample_checkpoint
+from hqdm.train.sampling import SampleResult, load_checkpoint_model, load_pipeline, sample_to_folder
 from hqdm.train.trainer import (
     NonFiniteLossError,
     Phase,
@@ -37,11 +37,12 @@ __all__ = [
     "find_checkpoints",
     "latest_checkpoint",
     "load_checkpoint_model",
+    "load_pipeline",
     "load_training_images",
     "plan_phases",
     "read_state",
     "resolve_checkpoint",
-    "sample_checkpoint",
+    "sample_to_folder",
     "save_checkpoint",
     "train",
     "transfer_weights",

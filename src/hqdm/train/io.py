@@ -1,4 +1,4 @@
-"""Small file helpers: atomic writes, image conversion and PNG grids.
+"""Small file helpers: atomic writes, PNG grids (plain and labelled side by side) and sample archives.
 
 Every file a run produces goes through a temporary name and ``os.replace`` so that an interrupted
 process never leaves a half-written file where a reader expects a complete one.
@@ -14,18 +14,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image
-from torch import Tensor
+from PIL import Image, ImageDraw
 
 from hqdm.permissions import apply_umask
 
 __all__ = [
     "atomic_path",
     "atomic_write_text",
-    "images_to_uint8",
     "make_grid",
     "save_grid_png",
+    "save_labelled_grids_png",
     "save_samples_npz",
 ]
 
@@ -55,12 +53,6 @@ def _write_atomically(target: Path, suffix: str, write: Callable[[Path], None]) 
         write(tmp)
 
 
-def images_to_uint8(images: Tensor) -> np.ndarray:
-    """Model-range images in [-1, 1], (N, C, H, W) -> uint8 array of the same shape."""
-    scaled = ((images.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5).round()
-    return scaled.to(torch.uint8).numpy()
-
-
 def make_grid(images: np.ndarray, *, ncols: int | None = None, pad: int = 2) -> np.ndarray:
     """Tile uint8 images (N, C, H, W) into one (H', W') or (H', W', C) array with ``pad`` black pixels."""
     if images.ndim != 4 or images.dtype != np.uint8:
@@ -83,6 +75,26 @@ def save_grid_png(images: np.ndarray, path: Path, *, ncols: int | None = None, s
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     _write_atomically(path, ".png", lambda tmp: picture.save(tmp, format="PNG"))
     return grid
+
+
+def save_labelled_grids_png(
+    panels: list[tuple[str, np.ndarray]], path: Path, *, ncols: int | None = None, scale: int = 3
+) -> Image.Image:
+    """Write one PNG with a grid per ``(label, uint8 images)`` panel, side by side, each under its label."""
+    grids = [Image.fromarray(make_grid(images, ncols=ncols)).convert("RGB") for _, images in panels]
+    grids = [g.resize((g.width * scale, g.height * scale), Image.Resampling.NEAREST) for g in grids]
+    gap, label_height = 12, 22
+    width = sum(g.width for g in grids) + gap * (len(grids) + 1)
+    height = max(g.height for g in grids) + label_height + gap
+    picture = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(picture)
+    left = gap
+    for (label, _), grid in zip(panels, grids, strict=True):
+        draw.text((left, 5), label, fill="black")  # PIL's built-in font: no font file to ship
+        picture.paste(grid, (left, label_height))
+        left += grid.width + gap
+    _write_atomically(path, ".png", lambda tmp: picture.save(tmp, format="PNG"))
+    return picture
 
 
 def save_samples_npz(images: np.ndarray, path: Path) -> None:

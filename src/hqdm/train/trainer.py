@@ -32,9 +32,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from hqdm.config import Config, ConfigError, config_to_dict, save_config_json
-from hqdm.diffusion import EMA, GaussianDiffusion, make_noise_source, make_sampler, make_schedule
+from hqdm.diffusion import EMA, GaussianDiffusion, SamplingPipeline, make_noise_source, make_schedule
 from hqdm.diffusion.noise import sample_noise
 from hqdm.precision import set_precision
+from hqdm.progress import progress_bar
 from hqdm.train.checkpoint import (
     CheckpointError,
     TrainState,
@@ -48,7 +49,7 @@ from hqdm.train.checkpoint import (
     verify_checkpoint,
 )
 from hqdm.train.distributed import DistContext, join_process_group
-from hqdm.train.io import atomic_write_text, images_to_uint8, save_grid_png
+from hqdm.train.io import atomic_write_text, save_grid_png
 from hqdm.train.lock import RunLock
 from hqdm.train.logs import LogRow, MetricsLog, plot_loss_curve, read_log
 from hqdm.train.transfer import transfer_weights
@@ -337,8 +338,8 @@ class Trainer:
         total = self._total_steps() if max_steps is None else min(max_steps, self._total_steps())
         if time_limit is not None and max_steps is None:
             total = None  # the run ends on the clock, so an ETA over all epochs would be misleading
-        self._bar = tqdm(
-            total=total, initial=self.state.step, disable=not self.progress, unit="step", dynamic_ncols=True,
+        self._bar = progress_bar(
+            total, initial=self.state.step, enabled=self.progress, unit="step",
             desc=f"training ({time_limit / 60:g} min)" if total is None else "training",
         )  # fmt: skip
         try:
@@ -513,18 +514,18 @@ class Trainer:
 
     def _write_grid(self, epoch: int, log: MetricsLog) -> Path:
         sc = self.cfg.sampling
-        sampler = make_sampler(
-            sc.sampler,
+        pipe = SamplingPipeline(
+            self.ema.shadow,
             self.diffusion.schedule,
+            image_shape=(self.cfg.model.in_channels, *self.images.shape[-2:]),
+            sampler=sc.sampler,
+            steps=sc.steps,
+            eta=sc.eta,
             noise=self.diffusion.noise,
-            **_sampler_options(sc.sampler, sc.steps, sc.eta),
         )
-        # the same noise every epoch makes the grids comparable
-        gen = torch.Generator().manual_seed(self.cfg.training.seed)
-        shape = (sc.num_images, self.cfg.model.in_channels, *self.images.shape[-2:])
-        images = sampler.sample(self.ema.shadow, shape, generator=gen, device=self.device)
+        images = pipe(sc.num_images, seed=self.cfg.training.seed)  # the same images every epoch
         path = self._grid_path(epoch)
-        grid = save_grid_png(images_to_uint8(images), path)
+        grid = save_grid_png(images.numpy(), path)
         log.add_grid("samples/ema", grid, self.state.step)
         return path
 
@@ -542,10 +543,6 @@ def _warn_config_changes(saved: dict[str, object], current: dict[str, object]) -
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:
         tqdm.write(f"warning: resuming with config changes in {', '.join(changed)}")
-
-
-def _sampler_options(kind: str, steps: int, eta: float) -> dict[str, object]:
-    return {"steps": steps, "eta": eta} if kind == "ddim" else {}
 
 
 def train(
