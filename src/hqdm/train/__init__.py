@@ -2,6 +2,7 @@
 
 from hqdm.train.checkpoint import (
     CheckpointError,
+    StorageError,
     TrainState,
     find_checkpoints,
     latest_checkpoint,
@@ -30,6 +31,7 @@ __all__ = [
     "RunDirError",
     "RunResult",
     "SampleResult",
+    "StorageError",
     "TrainState",
     "Trainer",
     "TransferReport",

@@ -11,13 +11,18 @@ Layout of ``<run>/checkpoints/step_0000123/``:
   :func:`verify_checkpoint` (checkpoints written before it existed have none and are not checked).
 
 The directory is assembled under a temporary name and renamed into place, so a reader sees either a
-complete checkpoint or none.
+complete checkpoint or none. Every file is serialised in memory and written with plain file I/O, so a
+full disk or a read-only folder surfaces as a :class:`StorageError` naming the cause and the place
+(torch's own writer reports a full disk as an opaque ``inline_container`` RuntimeError). Checkpoints
+beyond ``keep_last - 1`` are pruned before a new one is written, which frees their space for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
+import io
 import json
 import os
 import random
@@ -31,7 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from hqdm.permissions import apply_umask
@@ -39,6 +45,7 @@ from hqdm.permissions import apply_umask
 __all__ = [
     "CHECKPOINT_DIR",
     "CheckpointError",
+    "StorageError",
     "TrainState",
     "find_checkpoints",
     "latest_checkpoint",
@@ -59,6 +66,51 @@ _NAME_RE = re.compile(r"^step_(\d+)$")
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete or does not fit the model it is loaded into."""
+
+
+class StorageError(OSError):
+    """A checkpoint could not be written: full disk, read-only folder, no permission. Nothing was left
+    half-written and the checkpoints written before are intact."""
+
+
+_STORAGE_CAUSES = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the folder is on a read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+def _storage_error(err: OSError, target: Path, run_dir: Path) -> StorageError:
+    cause = _STORAGE_CAUSES.get(err.errno or 0, err.strerror or str(err))
+    kept = find_checkpoints(run_dir)
+    then = (
+        f"the newest intact checkpoint is {kept[-1].name}: free space (or fix the folder), then continue "
+        "with --resume"
+        if kept
+        else "no checkpoint was written yet: free space (or fix the folder), then start the run again"
+    )
+    free = shutil.disk_usage(target.parent).free if target.parent.exists() else 0
+    error = StorageError(
+        f"cannot write checkpoint {target} ({cause}; {free / 2**20:.1f} MB free there). Nothing was left "
+        f"half-written; {then}"
+    )
+    error.errno = err.errno
+    return error
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())  # a full disk can also surface only when the data reaches it
+
+
+def _torch_bytes(obj: object) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
 
 
 @dataclass
@@ -132,17 +184,15 @@ def _write_checkpoint_files(
     generators: dict[str, torch.Generator],
     config: dict[str, Any],
 ) -> None:
-    save_file(_tensors_for_file(model), directory / "model.safetensors")
-    save_file(_tensors_for_file(ema), directory / "ema.safetensors")
-    torch.save(optimizer.state_dict(), directory / "optimizer.pt")
-    torch.save(_rng_payload(generators), directory / "rng.pt")
-    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    _write_bytes(directory / "model.safetensors", safetensors_bytes(_tensors_for_file(model)))
+    _write_bytes(directory / "ema.safetensors", safetensors_bytes(_tensors_for_file(ema)))
+    _write_bytes(directory / "optimizer.pt", _torch_bytes(optimizer.state_dict()))
+    _write_bytes(directory / "rng.pt", _torch_bytes(_rng_payload(generators)))
+    _write_bytes(directory / "config.json", (json.dumps(config, indent=2) + "\n").encode())
     manifest = {name: _sha256(directory / name) for name in MANIFEST_FILES}
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    _write_bytes(directory / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     # written last: a directory with state.json is complete even if the rename below were not atomic
-    (directory / "state.json").write_text(
-        json.dumps(dataclasses.asdict(state), indent=2) + "\n", encoding="utf-8"
-    )
+    _write_bytes(directory / "state.json", (json.dumps(dataclasses.asdict(state), indent=2) + "\n").encode())
 
 
 def save_checkpoint(
@@ -156,11 +206,21 @@ def save_checkpoint(
     config: dict[str, Any],
     keep_last: int,
 ) -> Path:
-    """Write ``<run_dir>/checkpoints/step_<step>`` atomically, then keep only the newest ``keep_last``."""
+    """Write ``<run_dir>/checkpoints/step_<step>`` atomically and keep only the newest ``keep_last``.
+
+    With ``keep_last >= 2`` the checkpoints that the new one would push out are deleted first, so their
+    space is free for it while ``keep_last - 1`` intact ones remain. A write that fails for lack of space
+    or permission raises :class:`StorageError` after removing its partial folder."""
     root = run_dir / CHECKPOINT_DIR
-    root.mkdir(parents=True, exist_ok=True)
     target = root / f"step_{state.step:07d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        older = [c for c in find_checkpoints(run_dir) if c != target]
+        for old in older[: max(len(older) - (keep_last - 1), 0)] if keep_last >= 2 else []:
+            shutil.rmtree(old)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root))
+    except OSError as err:
+        raise _storage_error(err, target, run_dir) from err
     try:
         _write_checkpoint_files(tmp, state, model, ema, optimizer, generators, config)
         for path in (tmp, *tmp.iterdir()):
@@ -173,6 +233,8 @@ def save_checkpoint(
             shutil.rmtree(stale)
         else:
             os.replace(tmp, target)
+    except OSError as err:
+        raise _storage_error(err, target, run_dir) from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for old in find_checkpoints(run_dir)[:-keep_last]:
