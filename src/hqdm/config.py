@@ -37,7 +37,6 @@ __all__ = [
     "config_to_dict",
     "load_config",
     "parse_override",
-    "save_config_json",
 ]
 
 SamplerName = Literal["ddpm", "ddim"]
@@ -417,10 +416,3 @@ def load_config(
 def config_to_dict(cfg: Config) -> dict[str, Any]:
     """Plain JSON-ready dict (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
-
-
-def save_config_json(cfg: Config, path: str | Path) -> None:
-    """Write the resolved config as JSON, atomically."""
-    from hqdm.train.io import atomic_write_text
-
-    atomic_write_text(Path(path), json.dumps(config_to_dict(cfg), indent=2) + "\n")

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from hqdm.config import Config, ConfigError, config_to_dict, save_config_json
+from hqdm.config import Config, ConfigError, config_to_dict
 from hqdm.diffusion import EMA, GaussianDiffusion, SamplingPipeline, make_noise_source, make_schedule
 from hqdm.diffusion.noise import sample_noise
 from hqdm.precision import set_precision
@@ -332,7 +332,9 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log: MetricsLog | None = None
         if self.dist.is_main:
-            save_config_json(self.cfg, self.run_dir / "config.json")
+            atomic_write_text(
+                self.run_dir / "config.json", json.dumps(config_to_dict(self.cfg), indent=2) + "\n"
+            )
             self.log = MetricsLog(self.run_dir, resume_step=self.state.step if resumed_from else None)
         self._t0, self._elapsed0 = time.perf_counter(), self.state.elapsed
         total = self._total_steps() if max_steps is None else min(max_steps, self._total_steps())
