@@ -646,8 +646,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _report_error(err: BaseException) -> None:
-    first, *rest = str(err).strip().splitlines() or [""]
-    print(f"hqdm: error: {type(err).__name__}: {first}", file=sys.stderr)
+    from hqdm.train import StorageError
+    from hqdm.train.io import storage_cause
+
+    name, text = type(err).__name__, str(err)
+    # a failed write outside a checkpoint (a log row, a grid, the run lock): say what it means
+    if isinstance(err, OSError) and not isinstance(err, StorageError) and (cause := storage_cause(err)):
+        name = "StorageError"
+        text = f"cannot write {err.filename!r}: {cause}. Free space (or fix the folder) and run again"
+        text += "; a training run continues with --resume"
+    first, *rest = text.strip().splitlines() or [""]
+    print(f"hqdm: error: {name}: {first}", file=sys.stderr)
     for line in rest:  # e.g. where a dataset was looked for and how to provide it
         print(f"  {line}", file=sys.stderr)
 

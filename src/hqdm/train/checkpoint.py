@@ -20,7 +20,6 @@ beyond ``keep_last - 1`` are pruned before a new one is written, which frees the
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import io
 import json
@@ -41,6 +40,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from hqdm.permissions import apply_umask
+from hqdm.train.io import storage_cause
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -73,17 +73,8 @@ class StorageError(OSError):
     half-written and the checkpoints written before are intact."""
 
 
-_STORAGE_CAUSES = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is used up",
-    errno.EROFS: "the folder is on a read-only file system",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-}
-
-
 def _storage_error(err: OSError, target: Path, run_dir: Path) -> StorageError:
-    cause = _STORAGE_CAUSES.get(err.errno or 0, err.strerror or str(err))
+    cause = storage_cause(err) or err.strerror or str(err)
     kept = find_checkpoints(run_dir)
     then = (
         f"the newest intact checkpoint is {kept[-1].name}: free space (or fix the folder), then continue "

@@ -6,6 +6,7 @@ process never leaves a half-written file where a reader expects a complete one.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import tempfile
@@ -25,7 +26,21 @@ __all__ = [
     "save_grid_png",
     "save_labelled_grids_png",
     "save_samples_npz",
+    "storage_cause",
 ]
+
+_STORAGE_CAUSES = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the folder is on a read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+def storage_cause(err: OSError) -> str | None:
+    """What a failed write means for the user ("the disk is full", ...), None for other OS errors."""
+    return _STORAGE_CAUSES.get(err.errno or 0)
 
 
 @contextmanager
