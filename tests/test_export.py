@@ -47,6 +47,7 @@ def _record(split: str) -> dict:
         },
         "settings": settings,
         "real": {"dataset": "fashion-mnist", "split": split},
+        "checkpoint": {"model_name": "unet"},
     }
 
 
@@ -75,6 +76,7 @@ def test_exported_folder_holds_the_ema_weights_and_samples_like_the_checkpoint(
     )
     assert "FID 61.23, KID 0.0123 ± 0.0011" in card and "50 EMA samples (DDIM, 100 steps" in card
     assert "70 fashion-mnist test images" in card
+    assert "hqdm study --dataset fashion-mnist --models unet --seeds 0 --num-samples 50 --steps 100" in card
 
     draws = []
     for source in (["--pretrained", str(folder)], [str(run_dir)]):
