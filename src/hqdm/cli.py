@@ -443,6 +443,9 @@ def _evaluate(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--batch-size", type=int, default=100, help="images sampled and scored at once")
     parser.add_argument("--kid-subset-size", type=int, default=100, help="KID subset size (the paper's 100)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--no-ema", action="store_true", help="sample the online weights instead of the EMA weights"
+    )
     _add_precision(parser, "of the sampling model (default: the one it was trained at)")
     parser.add_argument(
         "--fid-precision",
@@ -479,6 +482,7 @@ def _evaluate(parser: argparse.ArgumentParser) -> Runner:
             device=resolve_device(args.device, key="--device"),
             precision=args.precision,
             progress=True,
+            use_ema=not args.no_ema,
         )
         print(result.markdown_path.read_text(encoding="utf-8").rstrip())
         print(f"  numbers, settings and versions: {result.json_path}")

@@ -221,8 +221,10 @@ def evaluate_checkpoint(
     feature_extractor: nn.Module | None = None,
     real_images: Tensor | None = None,
     real_split: str = "train",
+    use_ema: bool = True,
 ) -> EvaluationResult:
-    """Sample ``settings.num_samples`` images from a checkpoint's EMA model and score them.
+    """Sample ``settings.num_samples`` images from a checkpoint's EMA model (its online weights with
+    ``use_ema=False``) and score them.
 
     Writes ``out_dir``/evaluation.json (metrics, settings, checkpoint, real set, versions, timings) and
     ``out_dir``/evaluation.md (the table header and this checkpoint's row). ``real_images`` (uint8)
@@ -233,7 +235,7 @@ def evaluate_checkpoint(
 
     resolved = resolve_checkpoint(Path(checkpoint))
     model, raw = load_checkpoint_model(
-        resolved, device=device, precision=precision, model_factory=model_factory
+        resolved, use_ema=use_ema, device=device, precision=precision, model_factory=model_factory
     )
     cfg = config_from_dict(raw, check_names=False)
     data_dir = data_dir if data_dir is not None else cfg.data.data_dir
@@ -259,6 +261,7 @@ def evaluate_checkpoint(
         "settings": settings.as_dict(),
         "checkpoint": _checkpoint_info(resolved, model, cfg),
         "precision": getattr(model, "precision", "fp32"),  # of the sampling model's classical layers
+        "weights": "ema" if use_ema else "online",
         "real": {
             "dataset": cfg.data.dataset,
             "split": real_split,

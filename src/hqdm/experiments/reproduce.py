@@ -176,7 +176,8 @@ def _train_cell(cfg: Config, factory: ModelFactory, progress: bool, log: Log) ->
 def _reusable_evaluation(
     eval_dir: Path, settings: EvalSettings, checkpoint: Path, inception_weights: str | Path | None
 ) -> dict[str, Any] | None:
-    """The stored evaluation if it was made with the same settings and IS weights from the same step."""
+    """The stored evaluation if it was made from the same step's EMA weights with the same settings and IS
+    weights."""
     path = eval_dir / EVALUATION_JSON
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -187,7 +188,8 @@ def _reusable_evaluation(
     weights = None if inception_weights is None else str(inception_weights)
     same_weights = record.get("inception_weights") == weights
     same_step = record.get("checkpoint", {}).get("step") == read_state(checkpoint)[0].step
-    return record if same_settings and same_weights and same_step else None
+    ema = record.get("weights", "ema") == "ema"  # records from before the field all sampled the EMA model
+    return record if same_settings and same_weights and same_step and ema else None
 
 
 @dataclass(frozen=True)
