@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from hqdm.precision import MixedPrecisionModel, autocast
 from hqdm.quantum.circuits import chen_circuit
+from hqdm.quantum.measured_layer import MeasuredLayer
 from hqdm.quantum.simulator import compile_circuit, simulate
 
 __all__ = ["BottleneckCircuit", "LiteUNet", "QuantumChannelGate", "timestep_embedding"]
@@ -59,11 +60,11 @@ class ResidualBlock(nn.Module):
         return F.silu(x + self.body(x))
 
 
-class BottleneckCircuit(nn.Module):
+class BottleneckCircuit(MeasuredLayer, nn.Module):
     """``<Z>`` of every wire of ``chen_circuit(n_qubits, n_layers)`` for angles (B, n_qubits), batched.
 
     The trainable circuit angles start uniform in [0, 2 pi). Differentiable in the input angles and the
-    weights (adjoint method of the hqdm engine).
+    weights (adjoint method of the hqdm engine); :meth:`measure` switches to finite shots and/or noise.
     """
 
     def __init__(
@@ -75,15 +76,19 @@ class BottleneckCircuit(nn.Module):
         sim_dtype: torch.dtype = torch.complex64,
     ) -> None:
         super().__init__()
-        circuit = chen_circuit(n_qubits, n_layers, variant=variant)
+        self.definition = chen_circuit(n_qubits, n_layers, variant=variant)
         self.n_qubits, self.n_layers, self.variant, self.sim_dtype = n_qubits, n_layers, variant, sim_dtype
-        self.plan = compile_circuit(circuit)
-        self.weights = nn.Parameter(torch.rand(circuit.n_weights) * 2 * math.pi)
+        self.plan = compile_circuit(self.definition)
+        self.weights = nn.Parameter(torch.rand(self.definition.n_weights) * 2 * math.pi)
+        self.measure(None)
 
     def forward(self, angles: Tensor) -> Tensor:
         if angles.dim() != 2 or angles.shape[1] != self.n_qubits:
             raise ValueError(f"expected angles of shape (B, {self.n_qubits}), got {tuple(angles.shape)}")
-        z = simulate(self.plan, angles[None], self.weights[None], dtype=self.sim_dtype)[0]
+        if self.measurement is None:
+            z = simulate(self.plan, angles[None], self.weights[None], dtype=self.sim_dtype)[0]
+        else:
+            z = self.measured_expvals(self.definition, angles[None], self.weights[None], self.sim_dtype)[0]
         return z.to(torch.promote_types(angles.dtype, z.dtype))  # float32 also for bf16 angles
 
     def extra_repr(self) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 
 from hqdm.quantum.circuits import ANGLES_PER_LAYER, ANSATZ_WIRES, build_circuit, check_ansatz
+from hqdm.quantum.measurement import Measurement, measured_expvals
+from hqdm.quantum.noise_model import NoiseModel
 from hqdm.quantum.simulator import compile_circuit, simulate
 
 DTYPES = (torch.complex64, torch.complex128)
@@ -24,6 +26,9 @@ def expvals(
     *,
     variant: str = "paper",
     dtype: torch.dtype = torch.complex64,
+    shots: int | None = None,
+    noise: NoiseModel | None = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """``<Z_i>`` on every wire after RX encoding of ``inputs`` and the ansatz with ``weights``.
 
@@ -34,9 +39,14 @@ def expvals(
             ``docs/circuits.md`` (28 per HQConv layer, 24 per FQConv layer, 4 per BasicEntangler layer).
         variant: ``"paper"`` or ``"reference-code"`` (HQConv: only the B-block gates act, with angles 0-3).
         dtype: simulation precision, ``torch.complex64`` (default) or ``torch.complex128``.
+        shots: estimate each ``<Z_i>`` from this many bitstrings drawn jointly from the circuit's output
+            distribution (None: exact), with random numbers from ``generator``.
+        noise: hardware noise (:class:`~hqdm.quantum.noise_model.NoiseModel`) after every gate and at
+            readout (None: noiseless). See :mod:`hqdm.quantum.measurement`.
 
     Returns:
-        (B, n_wires) tensor of the matching real dtype, differentiable in inputs and weights.
+        (B, n_wires) tensor of the matching real dtype, differentiable in inputs and weights when exact
+        (with shots or noise a gradient request raises ``NotDifferentiableError``).
     """
     check_ansatz(ansatz, variant)
     if dtype not in DTYPES:
@@ -53,5 +63,9 @@ def expvals(
         raise ValueError(
             f"weights must have shape (layers, {per_layer}) for {ansatz}, got {tuple(weights.shape)}"
         )
-    plan = compile_circuit(build_circuit(ansatz, weights.shape[0], variant=variant))
-    return simulate(plan, inputs[None], weights.reshape(1, -1), dtype=dtype)[0]
+    circuit = build_circuit(ansatz, weights.shape[0], variant=variant)
+    measurement = Measurement(shots=shots, noise=noise)
+    if not measurement.is_exact:
+        flat = weights.reshape(1, -1)
+        return measured_expvals(circuit, inputs[None], flat, measurement, generator=generator, dtype=dtype)[0]
+    return simulate(compile_circuit(circuit), inputs[None], weights.reshape(1, -1), dtype=dtype)[0]

@@ -8,12 +8,13 @@ import torch
 from torch import nn
 
 from hqdm.quantum.circuits import ANGLES_PER_LAYER, ANSATZ_WIRES, build_circuit, check_ansatz
+from hqdm.quantum.measured_layer import MeasuredLayer
 from hqdm.quantum.simulator import compile_circuit, simulate
 
 WIRE_ORDERS = ("channel-major", "pixel-major")
 
 
-class PatchCircuit(nn.Module):
+class PatchCircuit(MeasuredLayer, nn.Module):
     """Maps (N, C, 2, 2) patches to ``<Z>`` of the circuit's wires, written back to the same positions.
 
     12-qubit ansatzes (``hqconv``, ``fqconv``) take C = 3 channels x 4 pixels per circuit; ``basic`` takes
@@ -25,6 +26,7 @@ class PatchCircuit(nn.Module):
     ``"pixel-major"`` (the reference code: wire i holds pixel i // 3, channel i % 3).
     The circuit's angles are ``angle_scale * weights``; weights start uniform in [0, 2*pi / angle_scale), so
     angles start uniform in [0, 2*pi) either way (the reference code uses angle_scale = 2*pi).
+    :meth:`measure` switches the readout from exact ``<Z>`` to finite shots and/or hardware noise.
     """
 
     def __init__(
@@ -48,7 +50,9 @@ class PatchCircuit(nn.Module):
         self.n_layers, self.n_circuits, self.angle_scale = n_layers, n_circuits, float(angle_scale)
         self.sim_dtype = sim_dtype
         self.channels = ANSATZ_WIRES[ansatz] // 4
-        self.plan = compile_circuit(build_circuit(ansatz, n_layers, variant=variant))
+        self.definition = build_circuit(ansatz, n_layers, variant=variant)
+        self.plan = compile_circuit(self.definition)
+        self.measure(None)
         shape = (n_layers, ANGLES_PER_LAYER[ansatz])
         if n_circuits > 1:
             shape = (n_circuits, *shape)
@@ -74,7 +78,10 @@ class PatchCircuit(nn.Module):
         if x.dim() != 4 or x.shape[1:] != (expected, 2, 2):
             raise ValueError(f"PatchCircuit expects (N, {expected}, 2, 2) patches, got {tuple(x.shape)}")
         weights = (self.weights * self.angle_scale).reshape(self.n_circuits, -1)
-        z = simulate(self.plan, self._to_wires(x), weights, dtype=self.sim_dtype)
+        if self.measurement is None:
+            z = simulate(self.plan, self._to_wires(x), weights, dtype=self.sim_dtype)
+        else:
+            z = self.measured_expvals(self.definition, self._to_wires(x), weights, self.sim_dtype)
         return self._from_wires(z).to(torch.promote_types(x.dtype, z.dtype))  # float32 also for bf16 x
 
     def extra_repr(self) -> str:

@@ -1,0 +1,163 @@
+"""Finite-shot and noisy evaluation of a circuit's ``<Z_i>``: what a QPU would return.
+
+A circuit is split into its independent parts (:func:`hqdm.quantum.components.components`). Noise channels
+act on the wires of their gate only, so the parts stay independent with noise too, and the joint
+distribution of all wires is the product of the parts' distributions: drawing each part's bitstrings from
+its own distribution *is* drawing whole bitstrings of the full circuit. Each part's distribution comes from
+
+* the state vector (no gate noise: :mod:`hqdm.quantum.statevector`),
+* its density matrix (gate noise, up to :data:`DENSITY_MAX_WIRES` wires, or ``method="density"``), or
+* the mean of ``trajectories`` quantum-jump trajectories (gate noise on larger parts, or
+  ``method="trajectories"``),
+
+and ``<Z_i>`` is then read exactly or from ``shots`` sampled bitstrings (:mod:`hqdm.quantum.shots`).
+Nothing here is differentiable: training uses the exact engine (:class:`NotDifferentiableError`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from hqdm.quantum.circuits import Circuit
+from hqdm.quantum.components import Component, components
+from hqdm.quantum.density import noisy_probabilities
+from hqdm.quantum.errors import InvalidShotsError, MeasurementError, NotDifferentiableError
+from hqdm.quantum.noise_model import NoiseModel
+from hqdm.quantum.shots import exact_expvals, sampled_expvals
+from hqdm.quantum.statevector import probabilities
+from hqdm.quantum.trajectories import trajectory_probabilities
+
+METHODS = ("auto", "density", "trajectories")
+#: largest independent part simulated by density matrix under ``method="auto"`` (4**8 entries a circuit)
+DENSITY_MAX_WIRES = 8
+DEFAULT_TRAJECTORIES = 32
+#: complex entries (state vectors, density matrices or trajectories) simulated at once: 32 MiB complex64
+CHUNK_ENTRIES = 1 << 22
+
+
+def _check_count(name: str, value: Any, error: type[MeasurementError]) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise error(f"{name} must be a whole number of at least 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """How circuits are read out: ``shots`` bitstrings per circuit (None: exact ``<Z>``) under ``noise``
+    (None: noiseless). ``method`` and ``trajectories`` choose how gate noise is simulated (module doc)."""
+
+    shots: int | None = None
+    noise: NoiseModel | None = None
+    method: str = "auto"
+    trajectories: int = DEFAULT_TRAJECTORIES
+
+    def __post_init__(self) -> None:
+        if self.shots is not None:
+            _check_count("shots", self.shots, InvalidShotsError)
+        if self.noise is not None and not isinstance(self.noise, NoiseModel):
+            raise MeasurementError(f"noise must be a NoiseModel, got {type(self.noise).__name__}")
+        if self.method not in METHODS:
+            choices = ", ".join(METHODS)
+            raise MeasurementError(f"unknown noise method {self.method!r}: choose one of {choices}")
+        _check_count("trajectories", self.trajectories, MeasurementError)
+
+    @property
+    def is_exact(self) -> bool:
+        """Exact noiseless ``<Z>``: what the fast engine computes."""
+        return self.shots is None and (self.noise is None or self.noise == NoiseModel())
+
+    def as_dict(self) -> dict[str, Any]:
+        """For records: shots, the noise rates, and how noise was simulated."""
+        noise = self.noise or NoiseModel()
+        return {
+            "shots": self.shots,
+            "depolarizing": noise.depolarizing,
+            "amplitude_damping": noise.amplitude_damping,
+            "readout": noise.readout,
+            "method": self.method,
+            "trajectories": self.trajectories if noise.acts_on_gates else None,
+        }
+
+
+@functools.cache
+def _parts(circuit: Circuit) -> tuple[tuple[Component, torch.Tensor, torch.Tensor], ...]:
+    """Each independent part with its wires (copies, m) and weight indices (copies, L) as index tensors."""
+    return tuple(
+        (
+            c,
+            torch.tensor(c.wires, dtype=torch.long),
+            torch.tensor(c.weights, dtype=torch.long).reshape(len(c.weights), c.circuit.n_weights),
+        )
+        for c in components(circuit)
+    )
+
+
+def _distribution(
+    circuit: Circuit,
+    inputs: torch.Tensor,
+    weights: torch.Tensor,
+    measurement: Measurement,
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """(rows, 2**n) output distribution of each row's circuit, in chunks of about CHUNK_ENTRIES."""
+    noise, n = measurement.noise, circuit.n_wires
+    if noise is None or not noise.acts_on_gates:
+        per_row, run = 1 << n, lambda x, w: probabilities(circuit, x, w, dtype)
+    elif measurement.method == "density" or (measurement.method == "auto" and n <= DENSITY_MAX_WIRES):
+        per_row, run = 1 << (2 * n), lambda x, w: noisy_probabilities(circuit, x, w, noise, dtype)
+    else:
+        t = measurement.trajectories
+        per_row = t << n
+
+        def run(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+            return trajectory_probabilities(circuit, x, w, noise, dtype, trajectories=t, generator=generator)
+
+    rows = max(1, CHUNK_ENTRIES // per_row)
+    return torch.cat([run(x, w) for x, w in zip(inputs.split(rows), weights.split(rows), strict=True)])
+
+
+def measured_expvals(
+    circuit: Circuit,
+    inputs: torch.Tensor,
+    weights: torch.Tensor,
+    measurement: Measurement,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.complex64,
+) -> torch.Tensor:
+    """``<Z_i>`` as measured: inputs (K, N, n_wires) encoding angles, weights (K, n_weights) for K circuits
+    of one structure (like :func:`hqdm.quantum.simulator.simulate`); returns (K, N, n_wires), real.
+
+    Random draws (shots, trajectories) come from ``generator``; the same generator state gives the same
+    values. Raises :class:`NotDifferentiableError` when a gradient would be needed.
+    """
+    if torch.is_grad_enabled() and (inputs.requires_grad or weights.requires_grad):
+        raise NotDifferentiableError(
+            "finite-shot or noisy circuits have no gradient in hqdm: train on exact expectation values "
+            "(no shots, no noise) and measure afterwards; see docs/hardware.md for parameter shift on a QPU"
+        )
+    if torch.is_autocast_enabled(inputs.device.type):  # probabilities and counts in full precision
+        with torch.autocast(inputs.device.type, enabled=False):
+            return measured_expvals(circuit, inputs, weights, measurement, generator=generator, dtype=dtype)
+    k, n_samples = inputs.shape[0], inputs.shape[1]
+    real = dtype.to_real()
+    out = torch.empty(k, n_samples, circuit.n_wires, dtype=real, device=inputs.device)
+    readout = measurement.noise.readout if measurement.noise is not None else 0.0
+    for part, wires, weight_index in _parts(circuit):
+        copies, m = wires.shape
+        wires = wires.to(inputs.device)
+        # rows ordered (circuit, copy, sample)
+        x = inputs[:, :, wires].permute(0, 2, 1, 3).reshape(-1, m).to(real)
+        w = weights[:, weight_index.to(weights.device)].to(real)
+        w = w[:, :, None].expand(-1, -1, n_samples, -1).reshape(x.shape[0], weight_index.shape[1])
+        probs = _distribution(part.circuit, x, w, measurement, generator, dtype)
+        if measurement.shots is None:
+            z = exact_expvals(probs, m, readout)
+        else:
+            z = sampled_expvals(probs, m, measurement.shots, readout=readout, generator=generator)
+        out[:, :, wires] = z.reshape(k, copies, n_samples, m).permute(0, 2, 1, 3)
+    return out

@@ -1,0 +1,113 @@
+"""Noisy circuits against PennyLane's ``default.mixed``: depolarising and amplitude damping after every gate
+(placed by PennyLane's own ``add_noise``, not by hqdm), bit-flip readout, on hqdm's exported circuits.
+
+A density matrix of 12 qubits takes PennyLane minutes, so 12-qubit ansatzes are checked part by part: FQConv
+and reference-code HQConv split into independent 3-wire parts (and bare wires) that noise keeps independent,
+and each part's exported circuit is compared with hqdm's evaluation of the *whole* circuit at those wires.
+The connected 12-qubit paper HQConv is compared whole in a slow test (HQDM_SLOW_TESTS=1).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pennylane as qml
+import pytest
+import torch
+
+from hqdm.quantum import to_pennylane
+from hqdm.quantum.circuits import Circuit, build_circuit, chen_circuit
+from hqdm.quantum.components import components
+from hqdm.quantum.measurement import Measurement, measured_expvals
+from hqdm.quantum.noise_model import NoiseModel
+
+NOISE = NoiseModel(depolarizing=0.03, amplitude_damping=0.08, readout=0.02)
+GATES = ["RX", "RY", "RZ", "CRX", "CRZ", "CNOT"]
+
+
+def pennylane_noisy_expvals(circuit: Circuit, x: np.ndarray, w: np.ndarray, noise: NoiseModel) -> np.ndarray:
+    """(batch, n) <Z_i> from default.mixed: after every gate each of its wires gets PennyLane's
+    DepolarizingChannel then AmplitudeDamping, and before readout a BitFlip."""
+    n = circuit.n_wires
+    apply = to_pennylane(circuit)
+
+    def after_gate(op, **_):
+        for wire in op.wires:
+            qml.DepolarizingChannel(noise.depolarizing, wires=wire)
+            qml.AmplitudeDamping(noise.amplitude_damping, wires=wire)
+
+    @qml.qnode(qml.device("default.mixed", wires=n))
+    def run(inputs, weights):
+        apply(inputs, weights)
+        for wire in range(n):
+            qml.BitFlip(noise.readout, wires=wire)
+        return [qml.expval(qml.PauliZ(wire)) for wire in range(n)]
+
+    noisy = qml.add_noise(run, qml.NoiseModel({qml.noise.op_in(GATES): after_gate}))
+    return np.array([noisy(row, w) for row in x]).reshape(len(x), n)
+
+
+def _case(circuit: Circuit, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, circuit.n_wires, generator=g, dtype=torch.float64) * 6 - 3
+    w = torch.rand(circuit.n_weights, generator=g, dtype=torch.float64) * 6
+    return x, w
+
+
+def hqdm_noisy_expvals(circuit: Circuit, x, w, noise: NoiseModel, method: str = "density") -> torch.Tensor:
+    measurement = Measurement(noise=noise, method=method)
+    return measured_expvals(circuit, x[None], w[None], measurement, dtype=torch.complex128)[0]
+
+
+CIRCUITS = [
+    pytest.param(build_circuit(ansatz, layers, variant=variant), id=f"{ansatz}-{variant}-{layers}")
+    for ansatz, variant in (("basic", "paper"), ("fqconv", "paper"), ("hqconv", "reference-code"))
+    for layers in (1, 2)
+] + [
+    pytest.param(chen_circuit(5, layers, variant=variant), id=f"chen-{variant}-{layers}")
+    for variant in ("paper", "reference-code")
+    for layers in (1, 2)
+]
+
+
+@pytest.mark.parametrize("circuit", CIRCUITS)
+def test_noisy_expectations_match_default_mixed(circuit: Circuit) -> None:
+    x, w = _case(circuit, batch=3, seed=circuit.n_weights)
+    ours = hqdm_noisy_expvals(circuit, x, w, NOISE).numpy()
+    checked = 0
+    for part in components(circuit):
+        for wires, weights in zip(part.wires, part.weights, strict=True):
+            if checked >= 6:  # two alike parts say no more than one
+                break
+            expected = pennylane_noisy_expvals(
+                part.circuit, x[:, wires].numpy(), w[list(weights)].numpy(), NOISE
+            )
+            np.testing.assert_allclose(ours[:, wires], expected, atol=1e-6, rtol=0)
+            checked += len(wires)
+    noiseless = hqdm_noisy_expvals(circuit, x, w, NoiseModel()).numpy()
+    assert np.abs(ours - noiseless).max() > 0.01  # the noise really changes the values
+
+
+def test_trajectories_average_to_the_density_matrix() -> None:
+    """Quantum-jump trajectories (one per row) scatter around PennyLane's noisy value: mean within 5
+    standard errors for every wire; the trajectory method is what large noisy circuits use."""
+    circuit = build_circuit("basic", 2)
+    x, w = _case(circuit, batch=1, seed=11)
+    strong = NoiseModel(depolarizing=0.2, amplitude_damping=0.3)  # jumps in most trajectories
+    expected = pennylane_noisy_expvals(circuit, x.numpy(), w.numpy(), strong)[0]
+    runs = 20000
+    measurement = Measurement(noise=strong, method="trajectories", trajectories=1)
+    gen = torch.Generator().manual_seed(12)
+    z = measured_expvals(circuit, x.expand(runs, -1)[None], w[None], measurement, generator=gen)[0].double()
+    error = z.std(0) / runs**0.5
+    assert np.all(np.abs(z.mean(0).numpy() - expected) <= 5 * error.numpy())
+    assert float(z.std(0).min()) > 0.01  # trajectories do differ
+
+
+@pytest.mark.skipif(os.environ.get("HQDM_SLOW_TESTS") != "1", reason="minutes: set HQDM_SLOW_TESTS=1")
+def test_connected_12_qubit_hqconv_matches_default_mixed() -> None:
+    circuit = build_circuit("hqconv", 1)
+    x, w = _case(circuit, batch=1, seed=13)
+    expected = pennylane_noisy_expvals(circuit, x.numpy(), w.numpy(), NOISE)
+    np.testing.assert_allclose(hqdm_noisy_expvals(circuit, x, w, NOISE).numpy(), expected, atol=1e-6, rtol=0)
