@@ -220,10 +220,23 @@ def _models(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument(
         "--channels", type=int, default=1, help="image channels (1 for MNIST, 3 for PathMNIST)"
     )
+    parser.add_argument(
+        "--qpu-cost", action="store_true",
+        help="instead: circuit executions of each hybrid per forward, sampled image and training step",
+    )  # fmt: skip
+    parser.add_argument("--batch", type=_positive_int, default=1, help="with --qpu-cost: the batch size")
+    parser.add_argument("--shots", type=_positive_int, help="with --qpu-cost: also total shots at N each")
+    parser.add_argument("--semantics", choices=("paper", "reference-code"), default="paper")
 
     def run(args: argparse.Namespace) -> int:
         from hqdm.models import format_model_table
 
+        if args.qpu_cost:
+            from hqdm.models.qpu_cost import format_qpu_cost_table
+
+            options = {"batch": args.batch, "shots": args.shots, "semantics": args.semantics}
+            print(format_qpu_cost_table(in_channels=args.channels, **options))
+            return 0
         print(format_model_table(in_channels=args.channels))
         return 0
 
