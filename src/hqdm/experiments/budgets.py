@@ -30,6 +30,7 @@ class Budget:
     evaluation: EvalSettings
     embedded_data: bool = False  # use the subset shipped with hqdm (no data files needed)
     checkpoint_every: int = 1000
+    precision: str = "auto"  # training.precision of every cell (auto: bf16 where the hardware has it)
 
     def with_overrides(self, **changes: Any) -> Budget:
         """A copy with some fields changed; ``evaluation`` may be given as a dict of EvalSettings fields."""
@@ -67,6 +68,7 @@ CPU = Budget(
     grid_images=25,
     evaluation=EvalSettings(num_samples=250, sampler="ddim", steps=10, metrics=("fid", "kid", "is")),
     checkpoint_every=20,
+    precision="fp32",  # the committed cpu tables trained in float32 (tests/test_budgets_pinned.py)
 )
 
 SMOKE = Budget(

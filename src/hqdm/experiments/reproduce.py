@@ -125,6 +125,7 @@ def cell_config(
         "grid_epochs": list(budget.grid_epochs),
         "checkpoint_every": budget.checkpoint_every,
         "keep_last": 3,
+        "precision": budget.precision,
     }
     raw: dict[str, Any] = {
         "model": {"name": cell.column.model, "semantics": cell.semantics},
