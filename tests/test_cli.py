@@ -54,11 +54,49 @@ def test_every_command_first_keeps_freed_memory_in_the_process(
     assert run_cli(capsys, "models")[0] == 0 and len(calls) == 1
 
 
+# In a fresh process (hqdm.train.memory loaded from its file, without torch), allocates and frees 24 MiB
+# with the C library and reports from mallinfo2 (glibc >= 2.33) whether the block got its own mapping and
+# how much freed memory the heap kept at its top.
+MALLOC_PROBE = """
+import ctypes, importlib.util, json, os, sys
+package = importlib.util.find_spec("hqdm").submodule_search_locations[0]
+spec = importlib.util.spec_from_file_location("memory", os.path.join(package, "train", "memory.py"))
+memory = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(memory)
+fields = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
+Mallinfo2 = type("Mallinfo2", (ctypes.Structure,), {"_fields_": [(f, ctypes.c_size_t) for f in fields]})
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Mallinfo2
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+returned = memory.keep_freed_memory() if sys.argv[1] == "set" else None
+before = libc.mallinfo2().hblkhd
+block = libc.malloc(24 << 20)
+mapped = libc.mallinfo2().hblkhd - before
+libc.free(block)
+print(json.dumps({"returned": returned, "mapped": mapped, "kept": libc.mallinfo2().keepcost}))
+"""
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_keep_freed_memory_sets_the_glibc_thresholds() -> None:
-    from hqdm.train.memory import keep_freed_memory
+    """With the setting a 24 MiB block comes from the heap (mmap threshold 32 MiB) and stays there once
+    freed (trim threshold 1 GiB); with glibc's defaults it gets its own mapping."""
+    import json
 
-    assert keep_freed_memory() is True
+    def probe(mode: str) -> dict:
+        done = subprocess.run(
+            [sys.executable, "-c", MALLOC_PROBE, mode],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return json.loads(done.stdout)
+
+    default, kept = probe("default"), probe("set")
+    assert default["mapped"] >= 24 << 20  # the control: glibc maps a block this large by default
+    assert kept == {"returned": True, "mapped": 0, "kept": kept["kept"]} and kept["kept"] >= 24 << 20
 
 
 def test_bad_config_key_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
