@@ -98,10 +98,26 @@ def test_paper_circuit_is_a_fixed_product_of_cosines_with_dead_weights():
     assert torch.allclose(out, torch.cumprod(torch.cos(x), dim=1), atol=1e-12)
     (gw,) = torch.autograd.grad(out.sum(), [w])
     assert gw.abs().max() < 1e-12
-    w2 = torch.rand(7, generator=g, dtype=torch.float64).requires_grad_()
-    out2 = _engine(7, 2, "reference-code")(x, torch.rand(28, generator=g, dtype=torch.float64))
-    assert not torch.allclose(out2, out)  # the RY variant's outputs do depend on its weights
-    del w2
+
+
+@pytest.mark.parametrize("variant", ["paper", "reference-code"])
+def test_only_the_reference_code_variant_depends_on_its_weights(variant):
+    """Same depth (2 layers), same inputs, two weight draws: the paper's RZ circuit gives the same outputs
+    (and no weight gradient), the RZ+RY circuit different outputs and a gradient on every RY angle."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(5, 7, generator=g, dtype=torch.float64) * 6
+    n_weights = 2 * 7 * (1 if variant == "paper" else 2)
+    engine = _engine(7, 2, variant)
+    first, second = (torch.rand(n_weights, generator=g, dtype=torch.float64) * 6 for _ in range(2))
+    first.requires_grad_()
+    out = engine(x, first)
+    (grad,) = torch.autograd.grad(out.sum(), [first])
+    difference = (out - engine(x, second)).abs().max().item()
+    if variant == "paper":
+        assert difference < 1e-12 and grad.abs().max() < 1e-12
+    else:
+        assert difference > 0.1
+        assert (grad.view(2, 7, 2)[..., 1].abs() > 1e-6).all()  # every RY angle (index 2 * wire + 1)
 
 
 def test_encoding_field_defaults_to_rx_and_chen_uses_ry():

@@ -409,7 +409,7 @@ def test_ema_state_dict_roundtrip_and_checks() -> None:
         lambda s: DDIMSampler(s, steps=7, eta=0.5, clip_x0=False),
     ],
 )
-def test_sampler_shape_range_determinism(sampler_factory) -> None:
+def test_sampler_shape_dtype_and_determinism(sampler_factory) -> None:
     s = make_schedule("cosine", 20)
     sampler = sampler_factory(s)
     assert isinstance(sampler, Sampler)
@@ -419,7 +419,6 @@ def test_sampler_shape_range_determinism(sampler_factory) -> None:
     b = sampler.sample(model, (3, 2, 4, 4), generator=torch.Generator().manual_seed(5))
     c = sampler.sample(model, (3, 2, 4, 4), generator=torch.Generator().manual_seed(6))
     assert a.shape == (3, 2, 4, 4) and a.dtype == torch.float32
-    assert a.min().item() >= -1.0 and a.max().item() <= 1.0
     assert torch.equal(a, b) and not torch.equal(a, c)
     d = sampler.sample(
         model.double(), (1, 2, 3, 3), generator=torch.Generator().manual_seed(5), dtype=torch.float64
@@ -512,13 +511,34 @@ def test_ddim_full_steps_eta_one_matches_ddpm() -> None:
         lambda s: DDPMSampler(s),
     ],
 )
-def test_point_mass_oracle_recovers_the_image(sampler_factory) -> None:
+def test_point_mass_oracle_walks_the_forward_marginals_and_returns_the_clipped_image(sampler_factory) -> None:
+    """With the exact eps of data that is always c, every x_t a sampler visits must be distributed as the
+    forward process puts it, N(sqrt(abar_t) c, 1 - abar_t) (for any eta); with eta = 0 each sample keeps its
+    noise direction exactly. The output is the final x0 prediction clipped to [-1, 1]: c where c is in
+    range, +-1 where it is not."""
     s = make_schedule("cosine", 40)
     c = torch.linspace(-0.9, 0.9, 9).reshape(1, 3, 3)
-    out = sampler_factory(s).sample(
-        point_mass_oracle(s, c), (5, 1, 3, 3), generator=torch.Generator().manual_seed(0)
-    )
+    sampler = sampler_factory(s)
+    oracle = point_mass_oracle(s, c)
+    visited: list[tuple[int, Tensor]] = []
+
+    def recording(x: Tensor, t: Tensor) -> Tensor:
+        visited.append((int(t[0]), x.clone()))
+        return oracle(x, t)
+
+    out = sampler.sample(recording, (2000, 1, 3, 3), generator=torch.Generator().manual_seed(0))
     assert torch.allclose(out, c.expand_as(out), atol=1e-4)
+    directions = []
+    for t, x in visited:
+        abar = s.alphas_cumprod[t].item()
+        z = (x - math.sqrt(abar) * c) / math.sqrt(1 - abar)
+        assert abs(z.mean().item()) < 0.05 and abs(z.std().item() - 1) < 0.05, f"t={t}: {z.mean()}, {z.std()}"
+        directions.append(z)
+    if getattr(sampler, "eta", 1.0) == 0.0:
+        assert all(torch.allclose(z, directions[0], atol=1e-3) for z in directions)
+    wide = 2 * c  # x0 predictions out of [-1, 1] in 4 of the 9 pixels
+    out = sampler.sample(point_mass_oracle(s, wide), (5, 1, 3, 3), generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out, wide.clamp(-1, 1).expand_as(out), atol=1e-4)
 
 
 @pytest.mark.parametrize(

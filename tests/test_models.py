@@ -15,7 +15,7 @@ from hqdm.models.blocks import SinusoidalEmbedding, WSConv2d, resize_nearest
 from hqdm.models.hybrid import QuanResnetBlock
 from hqdm.quantum.layers import PatchCircuit
 
-# Totals measured on the authors' JAX reference code (docs: reference-architecture.md, section 1).
+# Totals measured on the authors' JAX reference code (docs/architecture.md, "Parameter counts").
 EXPECTED_COUNTS = {  # name: (total, quantum)
     "unet": (483_321, 0),
     "qvunet-1hq": (475_329, 336),
