@@ -166,9 +166,12 @@ def _sample(parser: argparse.ArgumentParser) -> Runner:
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     _add_precision(parser, "of the classical layers (default: the one the model was trained at)")
+    parser.add_argument("--shots", type=int, help="read every circuit out with N shots (docs/hardware.md)")
+    parser.add_argument("--noise", help="hardware noise: a level (sycamore-2019, h2-2023) or KEY=RATE,...")
 
     def run(args: argparse.Namespace) -> int:
         from hqdm.config import ConfigError
+        from hqdm.experiments.hardware import measured_model_factory, measurement_from_options
         from hqdm.train import sample_to_folder
         from hqdm.train.distributed import is_main_process
         from hqdm.train.trainer import resolve_device
@@ -181,9 +184,15 @@ def _sample(parser: argparse.ArgumentParser) -> Runner:
             "seed": args.seed, "device": device, "progress": True,
         }  # fmt: skip
         pretrained = args.pretrained is not None
+        measurement = measurement_from_options(args.shots, args.noise)
+        if measurement is not None and pretrained:
+            raise ConfigError(
+                "--shots/--noise: sample a checkpoint (not --pretrained) to measure its circuits"
+            )
         result = sample_to_folder(
             args.pretrained if pretrained else args.checkpoint, args.out, pretrained=pretrained,
-            use_ema=not args.no_ema, precision=args.precision, **draw,
+            use_ema=not args.no_ema, precision=args.precision,
+            model_factory=measured_model_factory(measurement, args.seed), **draw,
         )  # fmt: skip
         if not is_main_process():
             return 0
@@ -642,6 +651,70 @@ def _reproduce(parser: argparse.ArgumentParser) -> Runner:
         )
         print(result.table_md.read_text(encoding="utf-8").split("\n## ")[0].rstrip())
         print(f"  table: {result.table_md} and {result.table_csv}")
+        return 0
+
+    return _metric_errors(run)
+
+
+@subcommand("hardware", "finite shots, hardware noise and OpenQASM export of a trained hybrid")
+def _hardware(parser: argparse.ArgumentParser) -> Runner:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="{measure,qasm}")
+    measure = actions.add_parser(
+        "measure", help="FID/KID of a checkpoint read out with shots and under noise (docs/hardware.md)"
+    )
+    measure.add_argument(
+        "checkpoint", help="checkpoint directory, or a run directory (its newest checkpoint)"
+    )
+    measure.add_argument("--out", required=True, help="folder for cells/, grids/, hardware.md and the plot")
+    measure.add_argument(
+        "--shots", default="64,256,1024,4096,exact", help="comma-separated; exact = no shots"
+    )
+    measure.add_argument("--noise", default="sycamore-2019,h2-2023", help="comma-separated levels ('' none)")
+    measure.add_argument("--noise-shots", default="exact", help="shots of the noisy settings (default exact)")
+    measure.add_argument("--trajectories", type=_positive_int, default=32, help="per circuit, large circuits")
+    measure.add_argument("--seeds", default="0,1,2", help="comma-separated sampling and shot seeds")
+    measure.add_argument("--num-samples", type=_positive_int, default=1000, help="images per cell")
+    measure.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps")
+    measure.add_argument("--batch-size", type=_positive_int, default=250)
+    measure.add_argument("--data-dir", help="folder holding the checkpoint's dataset (real images)")
+    measure.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    measure.add_argument("--fid-precision", choices=("fp32", "bf16"), default="fp32")
+    qasm = actions.add_parser("qasm", help="every circuit of a checkpoint as OpenQASM 3 with trained angles")
+    qasm.add_argument("checkpoint", help="checkpoint directory, or a run directory (its newest checkpoint)")
+    qasm.add_argument("--out", required=True, help="folder for the .qasm files and circuits.json")
+    qasm.add_argument("--no-ema", action="store_true", help="the online weights instead of the EMA weights")
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from hqdm.train import resolve_checkpoint
+        from hqdm.train.trainer import resolve_device
+
+        if args.action == "qasm":
+            from hqdm.models.qasm_export import export_circuits
+            from hqdm.train.sampling import load_checkpoint_model
+
+            checkpoint = resolve_checkpoint(Path(args.checkpoint))
+            model, _ = load_checkpoint_model(
+                checkpoint, use_ema=not args.no_ema, device=resolve_device("cpu")
+            )
+            manifest = export_circuits(model, args.out, source=str(checkpoint))
+            print(f"OpenQASM 3 programs of every circuit in {args.out}; manifest: {manifest}")
+            return 0
+        from hqdm.experiments.hardware import HardwareSettings, parse_shots, run_hardware_study
+
+        noise_shots = parse_shots(args.noise_shots)  # every setting is checked before any work
+        settings = HardwareSettings(
+            shots=parse_shots(args.shots), noise_levels=tuple(n for n in args.noise.split(",") if n.strip()),
+            noise_shots=noise_shots[0] if noise_shots else None, trajectories=args.trajectories,
+            seeds=_int_list(args.seeds, "--seeds"), num_samples=args.num_samples, steps=args.steps,
+            batch_size=args.batch_size, feature_precision=args.fid_precision,
+        )  # fmt: skip
+        result = run_hardware_study(
+            resolve_checkpoint(Path(args.checkpoint)), args.out, settings, data_dir=args.data_dir,
+            device=resolve_device(args.device, key="--device"), progress=True,
+        )  # fmt: skip
+        print((result.out_dir / "hardware.md").read_text(encoding="utf-8").rstrip())
         return 0
 
     return _metric_errors(run)

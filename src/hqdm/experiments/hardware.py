@@ -1,0 +1,219 @@
+"""The measured answer to "would it run on a QPU?": FID and KID of a trained hybrid read out with finite
+shots and under hardware noise, against the same model read out exactly (``hqdm hardware measure``).
+
+Every setting (exact, each shot count, each noise level) is sampled with the same seeds, the same number of
+images and the same sampler; for a given seed the images start from the same initial noise and the shot /
+trajectory draws are seeded from it too (:func:`hqdm.models.measurement.set_measurement`). Each (setting,
+seed) cell is written to ``cells/<label>-seed<k>.json`` as soon as it is scored, and a rerun skips the cells
+it finds, so the measurement can be stopped and resumed. The report: :mod:`hqdm.experiments.hardware_report`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from hqdm.config import ConfigError, config_from_dict
+from hqdm.experiments.evaluate import EvalSettings, package_versions, real_reference_images, sample_batches
+from hqdm.models.measurement import set_measurement
+from hqdm.quantum.errors import MeasurementError
+from hqdm.quantum.measurement import DEFAULT_TRAJECTORIES, Measurement
+from hqdm.quantum.noise_levels import NOISE_LEVELS, noise_from_text
+from hqdm.train.checkpoint import resolve_checkpoint
+from hqdm.train.io import atomic_write_text, save_grid_png
+from hqdm.train.sampling import load_checkpoint_model
+from hqdm.train.trainer import ModelFactory, default_model_factory
+
+EXACT = "exact"
+GRID_IMAGES = 64
+
+
+@dataclass(frozen=True)
+class HardwareSettings:
+    """What is measured: ``shots`` (None = exact) and ``noise_levels`` (names of NOISE_LEVELS, read with
+    ``noise_shots`` shots, None = exact expectation of the noisy circuit), each for every seed."""
+
+    shots: tuple[int | None, ...] = (64, 256, 1024, 4096, None)
+    noise_levels: tuple[str, ...] = tuple(NOISE_LEVELS)
+    noise_shots: int | None = None
+    trajectories: int = DEFAULT_TRAJECTORIES
+    seeds: tuple[int, ...] = (0, 1, 2)
+    num_samples: int = 1000
+    sampler: str = "ddim"
+    steps: int = 50
+    batch_size: int = 250
+    kid_subset_size: int = 100
+    feature_precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.noise_levels if name not in NOISE_LEVELS]
+        if unknown:
+            raise ConfigError(f"--noise: unknown level {unknown}; choose from {', '.join(NOISE_LEVELS)}")
+        if not self.seeds:
+            raise ConfigError("--seeds: give at least one seed")
+        for setting in self.settings():  # bad shot counts fail here, before any sampling
+            setting.measurement()
+
+    def settings(self) -> list[Setting]:
+        """Exact first, then each shot count, then each noise level."""
+        exact = [Setting(EXACT, None, None)]
+        shot_settings = [Setting(f"shots-{n}", n, None) for n in self.shots if n is not None]
+        noisy = [Setting(name, self.noise_shots, name, self.trajectories) for name in self.noise_levels]
+        return exact + shot_settings + noisy
+
+    def evaluation(self, seed: int) -> EvalSettings:
+        return EvalSettings(
+            num_samples=self.num_samples, sampler=self.sampler, steps=self.steps, metrics=("fid", "kid"),
+            seed=seed, batch_size=self.batch_size, kid_subset_size=self.kid_subset_size,
+            feature_precision=self.feature_precision,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One readout of the circuits: a label for files and tables, shots (None: exact), a noise level."""
+
+    label: str
+    shots: int | None
+    noise: str | None
+    trajectories: int = DEFAULT_TRAJECTORIES
+
+    def measurement(self) -> Measurement | None:
+        if self.shots is None and self.noise is None:
+            return None
+        noise = None if self.noise is None else NOISE_LEVELS[self.noise]
+        try:
+            return Measurement(shots=self.shots, noise=noise, trajectories=self.trajectories)
+        except MeasurementError as err:
+            raise ConfigError(f"--shots/--noise: {err}") from err
+
+
+def parse_shots(text: str) -> tuple[int | None, ...]:
+    """``"64,256,exact"`` -> ``(64, 256, None)``; anything else is a ConfigError naming --shots."""
+    values: list[int | None] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        try:
+            values.append(None if part == EXACT else int(part))
+        except ValueError:
+            raise ConfigError(f"--shots: expected whole numbers or 'exact', got {part!r}") from None
+    return tuple(values)
+
+
+def measurement_from_options(shots: int | None, noise: str | None) -> Measurement | None:
+    """The readout ``--shots`` and ``--noise`` ask for (None when neither is given); ConfigError if bad."""
+    if shots is None and noise is None:
+        return None
+    try:
+        return Measurement(shots=shots, noise=None if noise is None else noise_from_text(noise))
+    except MeasurementError as err:
+        raise ConfigError(f"--shots/--noise: {err}") from err
+
+
+def measured_model_factory(
+    measurement: Measurement | None, seed: int, base: ModelFactory = default_model_factory
+) -> ModelFactory:
+    """A model factory whose models read their circuits out with ``measurement`` (seeded with ``seed``)."""
+
+    def build(name: str, cfg: Any) -> nn.Module:
+        model = base(name, cfg)
+        set_measurement(model, measurement, seed=seed)
+        return model
+
+    return build
+
+
+@dataclass
+class HardwareResult:
+    out_dir: Path
+    cells: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _kept(batches: Iterator[Tensor], images: list[Tensor]) -> Iterator[Tensor]:
+    """The batches, passed on to the metrics one at a time and also kept (for the sample grid)."""
+    for batch in batches:
+        images.append(batch)
+        yield batch
+
+
+def _cell_path(out: Path, setting: Setting, seed: int) -> Path:
+    return out / "cells" / f"{setting.label}-seed{seed}.json"
+
+
+def run_hardware_study(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    settings: HardwareSettings,
+    *,
+    data_dir: str | Path | None = None,
+    device: torch.device | None = None,
+    precision: str | None = "fp32",
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+    model_factory: ModelFactory = default_model_factory,
+    feature_extractor: nn.Module | None = None,
+    real_images: Tensor | None = None,
+) -> HardwareResult:
+    """Score every (setting, seed) cell not yet on disk, then write the report (table, plot, JSON)."""
+    from hqdm.experiments.hardware_report import write_hardware_report
+    from hqdm.metrics import evaluate_images
+
+    out = Path(out_dir)
+    resolved = resolve_checkpoint(Path(checkpoint))
+    model, raw = load_checkpoint_model(
+        resolved, device=device, precision=precision, model_factory=model_factory
+    )
+    cfg = config_from_dict(raw, check_names=False)
+    if real_images is None:
+        real_images = real_reference_images(
+            cfg.data.dataset, settings.num_samples, data_dir or cfg.data.data_dir
+        )
+    cells = []
+    for setting in settings.settings():
+        for seed in settings.seeds:
+            path = _cell_path(out, setting, seed)
+            if path.is_file():
+                cells.append(json.loads(path.read_text(encoding="utf-8")))
+                continue
+            measurement = setting.measurement()
+            set_measurement(model, measurement, seed=seed)
+            log(f"{setting.label}, seed {seed}: sampling {settings.num_samples} images")
+            started = time.perf_counter()
+            images: list[Tensor] = []
+            evaluation = settings.evaluation(seed)
+            shape = tuple(real_images.shape[1:])
+            batches = sample_batches(model, cfg, evaluation, image_shape=shape, progress=progress)
+            metrics = evaluate_images(
+                _kept(batches, images), real_images, metrics=evaluation.metrics, cache_dir=cache_dir,
+                kid_subset_size=evaluation.kid_subset_size, feature_precision=evaluation.feature_precision,
+                seed=seed, batch_size=evaluation.batch_size, device=next(model.parameters()).device,
+                progress=progress, feature_extractor=feature_extractor,
+            )  # fmt: skip
+            if seed == settings.seeds[0]:
+                grid = torch.cat(images)[:GRID_IMAGES].numpy().astype(np.uint8)
+                save_grid_png(grid, out / "grids" / f"{setting.label}.png")
+            cell = {
+                "setting": asdict(setting),
+                "measurement": (measurement or Measurement()).as_dict(),
+                "seed": seed,
+                "metrics": metrics,
+                "evaluation": evaluation.as_dict(),
+                "checkpoint": str(resolved),
+                "model_name": raw.get("model", {}).get("name"),
+                "seconds": round(time.perf_counter() - started, 2),
+                "versions": package_versions(),
+            }
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(cell, indent=2) + "\n")
+            cells.append(cell)
+    set_measurement(model, None)
+    write_hardware_report(out, cells, settings)
+    return HardwareResult(out, cells)

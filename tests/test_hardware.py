@@ -1,0 +1,178 @@
+"""``hqdm hardware measure`` end to end on a tiny hybrid with a 4-feature stand-in for the FID network;
+``hqdm sample --shots`` and ``hqdm hardware qasm`` on a real (untrained) lightweight hybrid checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hqdm.cli import EXIT_USER_ERROR, main
+from hqdm.config import config_from_dict, config_to_dict
+from hqdm.diffusion import EMA
+from hqdm.experiments.hardware import HardwareSettings, run_hardware_study
+from hqdm.models import build_model
+from hqdm.quantum.layers import PatchCircuit
+from hqdm.train import TrainState, save_checkpoint
+
+
+class TinyHybrid(nn.Module):
+    """A conv, a 4-qubit BasicEntangler circuit on the image pooled to 2x2, a conv: cheap but quantum."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Conv2d(1, 1, 3, padding=1)
+        self.circuit = PatchCircuit("basic", 1)
+        self.out = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        h = self.inp(x) + t.float()[:, None, None, None] / 10
+        q = self.circuit(F.adaptive_avg_pool2d(h, 2) * 3)
+        return self.out(h + F.interpolate(q, size=x.shape[-2:]))
+
+
+class CountingPixelStats(nn.Module):
+    """4-feature stand-in for the FID network that counts the images it scores."""
+
+    num_features = 4
+    cache_key = "test-hardware-pixel-stats-v1"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images = 0
+
+    def forward(self, images: Tensor) -> Tensor:
+        self.images += images.shape[0]
+        x = images.float().flatten(1) / 255.0
+        return torch.stack([x.mean(1), x.std(1), x[:, :392].mean(1), (x > 0.5).float().mean(1)], dim=1)
+
+
+def _checkpoint(run_dir: Path, model: nn.Module, name: str) -> Path:
+    cfg = config_from_dict(
+        {"model": {"name": name}, "diffusion": {"num_timesteps": 10}, "training": {"device": "cpu"}}
+    )
+    return save_checkpoint(
+        run_dir, TrainState(step=1, model_name=name), model=model, ema=EMA(model).shadow,
+        optimizer=torch.optim.Adam(model.parameters()), generators={}, config=config_to_dict(cfg),
+        keep_last=1,
+    )  # fmt: skip
+
+
+def _tiny_factory(name, cfg) -> nn.Module:
+    torch.manual_seed(0)
+    return TinyHybrid()
+
+
+SETTINGS = HardwareSettings(
+    shots=(8, None), noise_levels=("sycamore-2019",), seeds=(0, 1), num_samples=8, steps=2, batch_size=4,
+    kid_subset_size=4,
+)  # fmt: skip
+
+
+def test_measure_scores_every_setting_and_seed_and_resumes(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    checkpoint = _checkpoint(tmp_path / "run", _tiny_factory("unet", None), "unet")
+    real = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
+    features = CountingPixelStats()
+
+    def measure(out: Path):
+        return run_hardware_study(
+            checkpoint, out, SETTINGS, device=torch.device("cpu"), cache_dir=tmp_path / "cache",
+            log=lambda _: None, model_factory=_tiny_factory, feature_extractor=features, real_images=real,
+        )  # fmt: skip
+
+    out = tmp_path / "hardware"
+    result = measure(out)
+    cells = {(c["setting"]["label"], c["seed"]): c for c in result.cells}
+    assert set(cells) == {(label, s) for label in ("exact", "shots-8", "sycamore-2019") for s in (0, 1)}
+    fid = {key: cell["metrics"]["fid"] for key, cell in cells.items()}
+    assert fid[("shots-8", 0)] != fid[("exact", 0)] and fid[("sycamore-2019", 0)] != fid[("exact", 0)]
+    assert cells[("sycamore-2019", 1)]["measurement"]["depolarizing"] == 6.2e-3
+    assert (
+        cells[("shots-8", 1)]["measurement"]["shots"] == 8
+        and cells[("exact", 0)]["measurement"]["shots"] is None
+    )
+    grids = sorted(p.name for p in (out / "grids").glob("*.png"))
+    assert grids == ["exact.png", "shots-8.png", "sycamore-2019.png"]
+    report = (out / "hardware.md").read_text()
+    assert "| shots-8 | 8 |" in report and "| sycamore-2019 | exact | sycamore-2019 (0.0062" in report
+    assert (out / "fid_vs_shots.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((out / "hardware.json").read_text())
+    assert [row["label"] for row in summary["rows"]] == ["exact", "shots-8", "sycamore-2019"]
+
+    scored = features.images
+    measure(out)  # everything on disk: nothing is sampled or scored again
+    assert features.images == scored
+    (out / "cells" / "shots-8-seed1.json").unlink()
+    again = {(c["setting"]["label"], c["seed"]): c for c in measure(out).cells}
+    assert again[("shots-8", 1)]["metrics"] == cells[("shots-8", 1)]["metrics"]  # seeded: the same draws
+
+
+def test_the_verdict_names_the_smallest_shot_count_within_the_seed_spread() -> None:
+    from hqdm.experiments.hardware_report import indistinguishable_from, summarize
+
+    settings = HardwareSettings(shots=(16, 64, 256, None), noise_levels=(), seeds=(0, 1, 2))
+    fids = {"exact": [10.0, 12.0, 14.0], "shots-16": [30.0, 31.0, 33.0], "shots-64": [11.0, 12.5, 15.0]}
+    fids["shots-256"] = [10.5, 12.0, 13.0]
+    cells = [
+        {"setting": {"label": label}, "seed": s, "metrics": {"fid": v, "kid_mean": 0.01}}
+        for label, values in fids.items()
+        for s, v in enumerate(values)
+    ]
+    rows, spread = summarize(cells, settings)
+    assert spread == 2.0
+    assert [r.within_spread for r in rows] == [True, False, True, True]
+    assert indistinguishable_from(rows) == 64
+
+
+@pytest.fixture(scope="module")
+def lite_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    return _checkpoint(tmp_path_factory.mktemp("lite"), build_model("lite-qunet-8q"), "lite-qunet-8q")
+
+
+def test_sample_with_shots_changes_the_images_reproducibly(lite_checkpoint: Path, tmp_path: Path) -> None:
+    def sample(out: str, *extra: str) -> np.ndarray:
+        argv = ["sample", str(lite_checkpoint), "-n", "2", "--steps", "2", "--out", str(tmp_path / out)]
+        assert main([*argv, *extra]) == 0
+        with np.load(tmp_path / out / "samples.npz") as npz:
+            return npz["images"]
+
+    exact = sample("exact")
+    shots = sample("shots", "--shots", "4")
+    assert not np.array_equal(exact, shots)
+    assert np.array_equal(shots, sample("again", "--shots", "4"))
+    assert not np.array_equal(shots, sample("noisy", "--shots", "4", "--noise", "h2-2023"))
+
+
+def test_hardware_qasm_writes_the_checkpoint_circuits(lite_checkpoint: Path, tmp_path: Path) -> None:
+    assert main(["hardware", "qasm", str(lite_checkpoint), "--out", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "circuits.json").read_text())
+    (entry,) = manifest["circuits"]
+    assert entry["file"] == "quantum.circuit.0.qasm" and entry["n_wires"] == 8
+    assert (tmp_path / entry["file"]).read_text().startswith("OPENQASM 3.0;")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["hardware", "measure", "nowhere", "--out", "x", "--shots", "0,64"],
+            "--shots/--noise: shots must be",
+        ),
+        (["hardware", "measure", "nowhere", "--out", "x", "--shots", "many"], "--shots: expected whole"),
+        (["hardware", "measure", "nowhere", "--out", "x", "--noise", "ibm"], "--noise: unknown level"),
+        (["sample", "nowhere", "--out", "x", "--shots", "-3"], "--shots/--noise: shots must be"),
+        (["sample", "nowhere", "--out", "x", "--noise", "depolarizing=3"], "must lie in [0, 1]"),
+        (["sample", "--pretrained", "x", "--out", "x", "--shots", "8"], "not --pretrained"),
+    ],
+)
+def test_bad_shots_and_noise_are_named_errors(argv: list[str], message: str, capsys) -> None:
+    assert main(argv) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "ConfigError" in err and message in err and "Traceback" not in err
