@@ -4,12 +4,10 @@
 A density matrix of 12 qubits takes PennyLane minutes, so 12-qubit ansatzes are checked part by part: FQConv
 and reference-code HQConv split into independent 3-wire parts (and bare wires) that noise keeps independent,
 and each part's exported circuit is compared with hqdm's evaluation of the *whole* circuit at those wires.
-The connected 12-qubit paper HQConv is compared whole in a slow test (HQDM_SLOW_TESTS=1).
+The connected 12-qubit paper HQConv is compared whole in a slow test (minutes: ``pytest -m slow``).
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pennylane as qml
@@ -105,7 +103,7 @@ def test_trajectories_average_to_the_density_matrix() -> None:
     assert float(z.std(0).min()) > 0.01  # trajectories do differ
 
 
-@pytest.mark.skipif(os.environ.get("HQDM_SLOW_TESTS") != "1", reason="minutes: set HQDM_SLOW_TESTS=1")
+@pytest.mark.slow
 def test_connected_12_qubit_hqconv_matches_default_mixed() -> None:
     circuit = build_circuit("hqconv", 1)
     x, w = _case(circuit, batch=1, seed=13)
