@@ -100,7 +100,10 @@ def test_measure_scores_every_setting_and_seed_and_resumes(tmp_path: Path) -> No
     grids = sorted(p.name for p in (out / "grids").glob("*.png"))
     assert grids == ["exact.png", "shots-8.png", "sycamore-2019.png"]
     report = (out / "hardware.md").read_text()
-    assert "| shots-8 | 8 |" in report and "| sycamore-2019 | exact | sycamore-2019 (0.0062" in report
+    assert (
+        "| shots-8 | 8 |" in report
+        and "| sycamore-2019 | exact | sycamore-2019 (depolarizing=0.0062,damping=0.0015" in report
+    )
     assert (out / "fid_vs_shots.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((out / "hardware.json").read_text())
     assert [row["label"] for row in summary["rows"]] == ["exact", "shots-8", "sycamore-2019"]

@@ -111,22 +111,11 @@ def write_hardware_report(out: Path, cells: list[dict[str, Any]], settings: Hard
         f"noise levels read with {settings.noise_shots or 'exact'} shots, gate noise by "
         f"{settings.trajectories} trajectories where a circuit is too large for a density matrix.",
         "",
-        "| setting | shots | noise (depol. / damping / readout) | FID | KID | FID - exact (paired) | "
-        "within seed spread |",
+        "| setting | shots | noise | FID | KID | FID - exact (paired) | within seed spread |",
         "|---|---:|---|---:|---:|---:|---|",
     ]
     for row in rows:
-        noise = (
-            "-"
-            if row.noise is None
-            else "{} ({:g} / {:g} / {:g})".format(
-                row.noise,
-                *(
-                    getattr(NOISE_LEVELS[row.noise], k)
-                    for k in ("depolarizing", "amplitude_damping", "readout")
-                ),
-            )
-        )
+        noise = "-" if row.noise is None else f"{row.noise} ({NOISE_LEVELS[row.noise].describe()})"
         within = {True: "yes", False: "no", None: "n/a"}[row.within_spread] if row.label != "exact" else "-"
         lines.append(
             f"| {row.label} | {row.shots or 'exact'} | {noise} | {_fmt(row.fid, 2)} | {_fmt(row.kid, 4)} | "

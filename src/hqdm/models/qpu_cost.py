@@ -64,7 +64,7 @@ def measure_qpu_cost(name: str, model: nn.Module, in_channels: int = 1, image_si
 
         return hook
 
-    handles = [layer.register_forward_hook(counter(n, layer)) for n, layer in layers]  # type: ignore[attr-defined]
+    handles = [layer.register_forward_hook(counter(n, layer)) for n, layer in layers]
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(1, in_channels, image_size, image_size), torch.tensor([500]))
@@ -73,7 +73,7 @@ def measure_qpu_cost(name: str, model: nn.Module, in_channels: int = 1, image_si
             handle.remove()
     training = 0
     for layer_name, layer in layers:
-        trained = layer.weights.requires_grad  # type: ignore[attr-defined]
+        trained = layer.weights.requires_grad
         shifts = shift_executions(layer.definition, weights_trained=trained)
         training += counts.get(layer_name, 0) * (1 + shifts)
     return QpuCost(name, len(layers), sum(counts.values()), training)

@@ -50,7 +50,9 @@ def final_states(
     return state
 
 
-def probabilities(circuit: Circuit, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype):
+def probabilities(
+    circuit: Circuit, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
     """(rows, 2**n_wires) probabilities of the basis states (wire 0 the most significant bit)."""
     state = final_states(circuit, inputs, weights, dtype)
     return state.real.square() + state.imag.square()
