@@ -24,7 +24,9 @@ def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "shipped"
     for seed, (name, model) in enumerate(zip(COMPARED_MODELS, ("qvunet-1hq", "unet"), strict=True)):
         torch.manual_seed(seed)
-        save_pretrained(build_model(model), folder / name)
+        save_pretrained(
+            build_model(model), folder / name, diffusion={"schedule": "cosine", "num_timesteps": 1000}
+        )
     monkeypatch.setattr(pretrained, "SHIPPED_DIR", folder)
     return folder
 

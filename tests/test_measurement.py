@@ -11,7 +11,7 @@ from hqdm.models import build_model
 from hqdm.models.measurement import quantum_layers, set_measurement
 from hqdm.quantum import PatchCircuit, expvals
 from hqdm.quantum.circuits import Circuit, Gate, build_circuit, chen_circuit
-from hqdm.quantum.errors import InvalidShotsError, NoiseRateError, NotDifferentiableError
+from hqdm.quantum.errors import InvalidShotsError, MeasurementError, NoiseRateError, NotDifferentiableError
 from hqdm.quantum.measurement import Measurement, measured_expvals
 from hqdm.quantum.noise_model import NoiseModel, parse_noise
 
@@ -132,9 +132,7 @@ def test_set_measurement_reaches_every_circuit_layer_with_its_own_seed() -> None
         assert torch.equal(model(x, t), first)
         set_measurement(model, None, layers=["mid.res0.circuits_1"])
     assert layers["mid.res0.circuits_1"].measurement is None and layers["mid.res1.circuits_1"].measurement
-    from hqdm.config import ConfigError
-
-    with pytest.raises(ConfigError, match=r"mid\.res0\.circuits_1"):
+    with pytest.raises(MeasurementError, match=r"mid\.res0\.circuits_1"):
         set_measurement(model, None, layers=["mid.nothing"])
 
 

@@ -14,12 +14,14 @@ from hqdm.cli import main
 from hqdm.models import build_model, list_models
 from hqdm.models.pretrained import FORMAT, PretrainedError, load_pretrained, save_pretrained
 
+PAPER_DIFFUSION = {"schedule": "cosine", "num_timesteps": 1000}
+
 
 @pytest.mark.parametrize("name", list_models())
 def test_round_trip_gives_the_same_outputs(tmp_path: Path, name: str) -> None:
     torch.manual_seed(1)
     model = build_model(name, semantics="reference-code").eval()
-    save_pretrained(model, tmp_path / name)
+    save_pretrained(model, tmp_path / name, diffusion=PAPER_DIFFUSION)
     loaded = load_pretrained(tmp_path / name)
     assert loaded.spec == model.spec and not loaded.training
     x, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 800])
@@ -28,14 +30,14 @@ def test_round_trip_gives_the_same_outputs(tmp_path: Path, name: str) -> None:
 
 
 def _saved(tmp_path: Path) -> Path:
-    return save_pretrained(build_model("unet"), tmp_path / "unet", card="# unet\n")
+    return save_pretrained(build_model("unet"), tmp_path / "unet", diffusion=PAPER_DIFFUSION, card="# unet\n")
 
 
 def test_config_names_the_model_and_the_format(tmp_path: Path) -> None:
     folder = _saved(tmp_path)
     config = json.loads((folder / "config.json").read_text())
     assert config["format"] == FORMAT and config["name"] == "unet" and config["semantics"] == "paper"
-    assert config["diffusion"]["schedule"] == "cosine" and config["diffusion"]["num_timesteps"] == 1000
+    assert config["diffusion"] == PAPER_DIFFUSION
     assert (folder / "README.md").read_text() == "# unet\n"
 
 
@@ -66,7 +68,7 @@ def test_newer_format_missing_weights_and_foreign_weights_are_named_errors(tmp_p
     with pytest.raises(PretrainedError, match="shipped model's name"):
         load_pretrained("no-such-pretrained-model")
     with pytest.raises(PretrainedError, match=r"build it with hqdm\.models\.build_model"):
-        save_pretrained(torch.nn.Linear(2, 2), tmp_path / "linear")
+        save_pretrained(torch.nn.Linear(2, 2), tmp_path / "linear", diffusion=PAPER_DIFFUSION)
 
 
 def test_sample_command_draws_from_a_pretrained_folder(tmp_path: Path, capsys) -> None:

@@ -44,13 +44,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from hqdm.config import ConfigError
     from hqdm.data import DatasetError
     from hqdm.models.pretrained import PretrainedError
+    from hqdm.quantum.errors import MeasurementError
     from hqdm.train import CheckpointError, NonFiniteLossError, RunDirError
     from hqdm.train.distributed import DistributedError
     from hqdm.train.lock import RunLockedError
 
     return (
         ConfigError, DatasetError, CheckpointError, RunDirError, NonFiniteLossError, DistributedError,
-        PretrainedError, RunLockedError, OSError,
+        PretrainedError, MeasurementError, RunLockedError, OSError,
     )  # fmt: skip
 
 
@@ -736,8 +737,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _report_error(err: BaseException) -> None:
+    from hqdm.files import storage_cause
     from hqdm.train import StorageError
-    from hqdm.train.io import storage_cause
 
     name, text = type(err).__name__, str(err)
     # a failed write outside a checkpoint (a log row, a grid, the run lock): say what it means

@@ -28,9 +28,10 @@ import torch
 from hqdm.config import Config, config_from_dict
 from hqdm.data import load_dataset
 from hqdm.diffusion import SamplingPipeline, make_noise_source, make_schedule
+from hqdm.files import atomic_write_text
 from hqdm.metrics import evaluate_images
 from hqdm.train import latest_checkpoint, load_checkpoint_model, read_state, train
-from hqdm.train.io import atomic_write_text, save_grid_png, save_samples_npz
+from hqdm.train.io import save_grid_png, save_samples_npz
 
 __all__ = ["BUDGETS", "CELLS", "ChenBudget", "ChenCell", "cell_config", "reproduce_chen2025"]
 

@@ -24,9 +24,9 @@ from torch import Tensor, nn
 
 from hqdm.config import Config, ConfigError, config_from_dict
 from hqdm.diffusion import SamplingPipeline, make_noise_source, make_schedule
+from hqdm.files import atomic_write_text
 from hqdm.progress import progress_bar
 from hqdm.train.checkpoint import read_state, resolve_checkpoint
-from hqdm.train.io import atomic_write_text
 from hqdm.train.sampling import load_checkpoint_model
 from hqdm.train.trainer import ModelFactory, default_model_factory
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hqdm.experiments.tables import mean_std
-from hqdm.train.io import atomic_path, atomic_write_text
+from hqdm.files import atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
     from hqdm.experiments.hardware import HardwareSettings

@@ -36,8 +36,8 @@ from hqdm.experiments.evaluate import (
     package_versions,
 )
 from hqdm.experiments.tables import CellResult, write_loss_curves, write_tables
+from hqdm.files import atomic_write_text
 from hqdm.train import latest_checkpoint, read_state, train
-from hqdm.train.io import atomic_write_text
 from hqdm.train.trainer import ModelFactory, default_model_factory
 
 __all__ = [

@@ -36,8 +36,8 @@ from torch import Tensor, nn
 from hqdm.config import Config, ConfigError, config_from_dict
 from hqdm.experiments.evaluate import EVALUATION_JSON, EvalSettings, evaluate_checkpoint
 from hqdm.experiments.study_report import write_report
+from hqdm.files import atomic_write_text
 from hqdm.train import latest_checkpoint, read_state, train
-from hqdm.train.io import atomic_write_text
 from hqdm.train.trainer import ModelFactory, default_model_factory, load_training_images
 
 __all__ = ["StudySettings", "run_study", "study_config"]

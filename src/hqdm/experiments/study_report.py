@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hqdm.experiments.tables import mean_std
-from hqdm.train.io import atomic_path, atomic_write_text
+from hqdm.files import atomic_path, atomic_write_text
 
 __all__ = ["Comparison", "paired_comparison", "write_report"]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hqdm.train.io import atomic_path, atomic_write_text
+from hqdm.files import atomic_path, atomic_write_text
 from hqdm.train.logs import read_log
 
 if TYPE_CHECKING:

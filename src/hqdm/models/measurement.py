@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
-from hqdm.config import ConfigError
+from hqdm.quantum.errors import MeasurementError
 from hqdm.quantum.measured_layer import MeasuredLayer
 from hqdm.quantum.measurement import Measurement
 
@@ -38,11 +38,12 @@ def set_measurement(
 ) -> list[str]:
     """Read the circuits of ``layers`` (module names; default all) with ``measurement`` (None: exact).
 
-    Returns the names of the layers set. An unknown name raises ConfigError listing the circuit layers."""
+    Returns the names of the layers set. An unknown name raises MeasurementError listing the circuit
+    layers."""
     found = quantum_layers(model)
     names = [name for name, _ in found]
     if layers is not None and (unknown := sorted(set(layers) - set(names))):
-        raise ConfigError(f"no circuit layer named {unknown}; the model's circuit layers are {names}")
+        raise MeasurementError(f"no circuit layer named {unknown}; the model's circuit layers are {names}")
     chosen = [(name, layer) for name, layer in found if layers is None or name in layers]
     for name, layer in chosen:
         layer.measure(measurement, seed=layer_seed(seed, name))

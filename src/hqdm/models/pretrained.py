@@ -1,6 +1,6 @@
 """Portable trained models: ``config.json`` (how to build the model) plus ``model.safetensors`` (weights).
 
-``save_pretrained(model, folder)`` writes a model built by :func:`hqdm.models.build_model`;
+``save_pretrained(model, folder, diffusion=...)`` writes a model built by :func:`hqdm.models.build_model`;
 ``load_pretrained(folder)`` builds it again from the config alone and loads the weights. Nothing is
 unpickled: the config is JSON and the weights are safetensors. A ``README.md`` model card may sit beside
 them. ``load_pretrained`` also takes the name of a model shipped inside the package (``shipped_models()``).
@@ -18,8 +18,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from hqdm.files import apply_umask
 from hqdm.models.registry import ModelSpec, build_model
-from hqdm.permissions import apply_umask
 
 __all__ = [
     "FORMAT",
@@ -51,15 +51,15 @@ def save_pretrained(
     model: nn.Module,
     folder: str | Path,
     *,
-    diffusion: dict[str, Any] | None = None,
+    diffusion: dict[str, Any],
     card: str | None = None,
 ) -> Path:
     """Write ``config.json`` and ``model.safetensors`` (and ``README.md`` from ``card``) into ``folder``.
 
-    ``diffusion`` is the run's ``diffusion`` config section (schedule, T, noise source), which sampling
-    needs; by default the paper's (:class:`hqdm.config.DiffusionConfig`)."""
+    ``diffusion`` is the ``diffusion`` config section the model was trained with (schedule, T, noise
+    source), which sampling needs; it is required because a folder without it would be sampled with a
+    guess. Keys it lacks are read back as hqdm's defaults (:class:`hqdm.config.DiffusionConfig`)."""
     from hqdm import __version__
-    from hqdm.config import DiffusionConfig
 
     spec = getattr(model, "spec", None)
     if not isinstance(spec, ModelSpec):
@@ -73,7 +73,7 @@ def save_pretrained(
         "format": FORMAT,
         "hqdm_version": __version__,
         **asdict(spec),
-        "diffusion": diffusion if diffusion is not None else asdict(DiffusionConfig()),
+        "diffusion": dict(diffusion),
     }
     (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     if card is not None:

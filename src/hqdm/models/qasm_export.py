@@ -12,12 +12,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from hqdm.files import atomic_write_text
 from hqdm.models.lite import BottleneckCircuit
 from hqdm.models.measurement import quantum_layers
 from hqdm.quantum.layers import PatchCircuit
 from hqdm.quantum.qasm import to_openqasm
 from hqdm.quantum.simulator import compile_circuit, simulate
-from hqdm.train.io import atomic_write_text
 
 MANIFEST = "circuits.json"
 EXAMPLE_SEED = 0

@@ -39,8 +39,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from hqdm.permissions import apply_umask
-from hqdm.train.io import storage_cause
+from hqdm.files import apply_umask, storage_cause
 
 __all__ = [
     "CHECKPOINT_DIR",

@@ -1,66 +1,23 @@
-"""Small file helpers: atomic writes, PNG grids (plain and labelled side by side) and sample archives.
-
-Every file a run produces goes through a temporary name and ``os.replace`` so that an interrupted
-process never leaves a half-written file where a reader expects a complete one.
-"""
+"""PNG grids (plain and labelled side by side) and sample archives, each written atomically
+(:mod:`hqdm.files`)."""
 
 from __future__ import annotations
 
-import errno
 import math
-import os
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from hqdm.permissions import apply_umask
+from hqdm.files import atomic_path
 
 __all__ = [
-    "atomic_path",
-    "atomic_write_text",
     "make_grid",
     "save_grid_png",
     "save_labelled_grids_png",
     "save_samples_npz",
-    "storage_cause",
 ]
-
-_STORAGE_CAUSES = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is used up",
-    errno.EROFS: "the folder is on a read-only file system",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-}
-
-
-def storage_cause(err: OSError) -> str | None:
-    """What a failed write means for the user ("the disk is full", ...), None for other OS errors."""
-    return _STORAGE_CAUSES.get(err.errno or 0)
-
-
-@contextmanager
-def atomic_path(target: Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; on success it replaces ``target`` in one step."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        apply_umask(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(target: Path, text: str) -> None:
-    with atomic_path(target) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def _write_atomically(target: Path, suffix: str, write: Callable[[Path], None]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hqdm.train.io import atomic_path, atomic_write_text
+from hqdm.files import atomic_path, atomic_write_text
 
 __all__ = ["CSV_COLUMNS", "LogRow", "MetricsLog", "plot_loss_curve", "read_log"]
 

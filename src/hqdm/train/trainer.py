@@ -34,6 +34,7 @@ from tqdm import tqdm
 from hqdm.config import Config, ConfigError, config_to_dict
 from hqdm.diffusion import EMA, GaussianDiffusion, SamplingPipeline, make_noise_source, make_schedule
 from hqdm.diffusion.noise import sample_noise
+from hqdm.files import atomic_write_text
 from hqdm.precision import set_precision
 from hqdm.progress import progress_bar
 from hqdm.train.checkpoint import (
@@ -49,7 +50,7 @@ from hqdm.train.checkpoint import (
     verify_checkpoint,
 )
 from hqdm.train.distributed import DistContext, join_process_group
-from hqdm.train.io import atomic_write_text, save_grid_png
+from hqdm.train.io import save_grid_png
 from hqdm.train.lock import RunLock
 from hqdm.train.logs import LogRow, MetricsLog, plot_loss_curve, read_log
 from hqdm.train.transfer import transfer_weights
