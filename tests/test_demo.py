@@ -14,7 +14,7 @@ import hqdm.models.pretrained as pretrained
 from hqdm.cli import EXIT_USER_ERROR, main
 from hqdm.models import build_model
 from hqdm.models.pretrained import save_pretrained
-from hqdm.train import read_state
+from hqdm.train import load_pipeline, read_state
 from hqdm.train.demo import COMPARED_MODELS
 
 
@@ -82,3 +82,22 @@ def test_training_demo_runs_again_in_a_fresh_folder(
         state, config = read_state(sorted((run / "checkpoints").iterdir())[-1])
         assert state.step == 2 and config["model"]["name"] == state.model_name == "qvunet-1hq"
         assert config["data"]["dataset"].startswith("embedded-")
+
+
+def test_default_demo_on_the_shipped_weights_draws_dark_framed_garments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real shipped models, not stand-ins: Fashion-MNIST garments sit on a black frame with a bright
+    centre. Untrained weights give a grey field (frame 99-154, centre 101-187 in uint8, measured), the
+    shipped ones frame ~26-38 and centre ~125-138 at DDIM-10."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "-n", "8", "--ddim-steps", "10"]) == 0
+    stdout = capsys.readouterr().out
+    assert all(f"{name} (" in stdout for name in COMPARED_MODELS)
+    assert np.asarray(Image.open(out / "comparison.png").convert("L")).std() > 0
+    for name in COMPARED_MODELS:
+        pipe, _ = load_pipeline(name, pretrained=True, sampler="ddim", steps=10)
+        images = pipe(8, seed=0).float()
+        frame = torch.cat([images[..., :2, :].flatten(1), images[..., -2:, :].flatten(1)], dim=1)
+        centre = images[..., 8:20, 8:20]
+        assert frame.mean() < 60 and centre.mean() - frame.mean() > 50, name
