@@ -18,6 +18,12 @@ import torch
 
 from hqdm import bench
 from hqdm.bench_results import Table
+from hqdm.diffusion import make_sampler, make_schedule
+from hqdm.metrics.inception import FIDInceptionFeatures
+from hqdm.models import build_model, count_parameters, list_models
+from hqdm.models.plain import plain_forwards
+from hqdm.precision import set_precision
+from hqdm.train.memory import keep_freed_memory
 
 PATHS = ("plain", "fp32", "bf16")
 GEMM_SIZE = 2048
@@ -26,8 +32,6 @@ GEMM_SIZE = 2048
 @contextlib.contextmanager
 def _path(model: torch.nn.Module, path: str) -> Iterator[None]:
     """Run ``model`` on one of :data:`PATHS` inside the block."""
-    from hqdm.models.plain import plain_forwards
-    from hqdm.precision import set_precision
 
     if path not in PATHS:
         raise ValueError(f"unknown path {path!r}; choose from {', '.join(PATHS)}")
@@ -37,7 +41,6 @@ def _path(model: torch.nn.Module, path: str) -> Iterator[None]:
 
 
 def _setup(keep_heap: bool) -> None:
-    from hqdm.train.memory import keep_freed_memory
 
     if keep_heap:
         keep_freed_memory()  # as ``hqdm``'s commands run
@@ -68,7 +71,6 @@ def measure_train_step(
 ) -> dict:
     """Seconds per forward + backward + Adam step at ``batch`` (after three warm-up steps: the heap keeps
     settling over the first few) and the GFLOP one step performs on this path (``FlopCounterMode``)."""
-    from hqdm.models import build_model, count_parameters
 
     _setup(keep_heap)
     torch.manual_seed(0)
@@ -104,8 +106,6 @@ def measure_sampler(
 
     DDPM visits every timestep of its schedule, so it runs on a ``steps``-long cosine schedule: the cost of
     one evaluation does not depend on the schedule's length."""
-    from hqdm.diffusion import make_sampler, make_schedule
-    from hqdm.models import build_model
 
     _setup(keep_heap)
     torch.manual_seed(0)
@@ -127,7 +127,6 @@ def measure_inception(batch: int, path: str, seconds: float, keep_heap: bool = T
 
     ``plain`` is the network as it ran before the fast path (NCHW, float32); ``fp32`` and ``bf16`` are
     :class:`~hqdm.metrics.inception.FIDInceptionFeatures` at that precision (channels-last)."""
-    from hqdm.metrics.inception import FIDInceptionFeatures
 
     _setup(keep_heap)
     net = FIDInceptionFeatures(precision="bf16" if path == "bf16" else "fp32")
@@ -147,7 +146,6 @@ def measure_inception(batch: int, path: str, seconds: float, keep_heap: bool = T
 
 
 def _ordered_models(models: tuple[str, ...] | None) -> list[str]:
-    from hqdm.models import list_models
 
     names = list(models or list_models())
     if "unet" in names:

@@ -21,6 +21,10 @@ from typing import Any, Literal
 
 import yaml
 
+from hqdm.data import DATASET_NAMES
+from hqdm.diffusion import available_schedules, make_noise_source, make_schedule
+from hqdm.models import SEMANTICS, list_models
+
 __all__ = [
     "Config",
     "ConfigError",
@@ -287,9 +291,6 @@ def _check_ranges(cfg: Config) -> None:
 
 
 def _check_names(cfg: Config) -> None:
-    from hqdm.data import DATASET_NAMES
-    from hqdm.diffusion import available_schedules, make_schedule
-    from hqdm.models import SEMANTICS, list_models
 
     if cfg.data.dataset not in DATASET_NAMES:
         raise ConfigError(
@@ -318,7 +319,6 @@ def _check_names(cfg: Config) -> None:
 
 
 def _check_noise(cfg: Config) -> None:
-    from hqdm.diffusion import make_noise_source
 
     try:
         make_noise_source(cfg.diffusion.noise, **cfg.diffusion.noise_options)

@@ -23,8 +23,11 @@ import torch
 from torch import Tensor, nn
 
 from hqdm.config import Config, ConfigError, config_from_dict
+from hqdm.data import load_dataset
 from hqdm.diffusion import SamplingPipeline, make_noise_source, make_schedule
 from hqdm.files import atomic_write_text
+from hqdm.metrics import METRIC_NAMES, evaluate_images
+from hqdm.models.registry import count_parameters
 from hqdm.progress import progress_bar
 from hqdm.train.checkpoint import read_state, resolve_checkpoint
 from hqdm.train.sampling import load_checkpoint_model
@@ -104,7 +107,6 @@ def package_versions() -> dict[str, str | None]:
 
 def real_reference_images(dataset: str, num_images: int, data_dir: str | Path | None) -> Tensor:
     """``num_images`` uint8 train images of ``dataset`` picked with :data:`REAL_SUBSET_SEED`."""
-    from hqdm.data import load_dataset
 
     try:
         real = load_dataset(
@@ -189,7 +191,6 @@ def format_table_line(record: dict[str, Any]) -> str:
 
 
 def _checkpoint_info(checkpoint: Path, model: nn.Module, cfg: Config) -> dict[str, Any]:
-    from hqdm.models.registry import count_parameters
 
     state, _ = read_state(checkpoint)
     classical, quantum = count_parameters(model)
@@ -231,7 +232,6 @@ def evaluate_checkpoint(
     replaces the dataset's reference set (``real_split`` names where it comes from in the record) and
     ``feature_extractor`` the FID network (tests use both).
     """
-    from hqdm.metrics import evaluate_images
 
     resolved = resolve_checkpoint(Path(checkpoint))
     model, raw = load_checkpoint_model(
@@ -304,7 +304,6 @@ def evaluate_command(
 
 def parse_metric_list(text: str | Sequence[str]) -> tuple[str, ...]:
     """``"fid,kid"`` -> ``("fid", "kid")``; unknown names raise ConfigError listing the valid ones."""
-    from hqdm.metrics import METRIC_NAMES
 
     names = tuple(
         n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()

@@ -23,7 +23,9 @@ from torch import Tensor, nn
 
 from hqdm.config import ConfigError, config_from_dict
 from hqdm.experiments.evaluate import EvalSettings, package_versions, real_reference_images, sample_batches
+from hqdm.experiments.hardware_report import write_hardware_report
 from hqdm.files import atomic_write_text
+from hqdm.metrics import evaluate_images
 from hqdm.models.measurement import set_measurement
 from hqdm.quantum.errors import MeasurementError
 from hqdm.quantum.measurement import DEFAULT_TRAJECTORIES, Measurement
@@ -164,8 +166,6 @@ def run_hardware_study(
     real_images: Tensor | None = None,
 ) -> HardwareResult:
     """Score every (setting, seed) cell not yet on disk, then write the report (table, plot, JSON)."""
-    from hqdm.experiments.hardware_report import write_hardware_report
-    from hqdm.metrics import evaluate_images
 
     out = Path(out_dir)
     resolved = resolve_checkpoint(Path(checkpoint))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from hqdm.experiments.tables import mean_std
 from hqdm.files import atomic_path, atomic_write_text
+from hqdm.quantum.noise_levels import NOISE_LEVELS
 
 if TYPE_CHECKING:
     from hqdm.experiments.hardware import HardwareSettings
@@ -98,7 +99,6 @@ def _verdict(rows: list[Row], spread: float | None) -> str:
 
 def write_hardware_report(out: Path, cells: list[dict[str, Any]], settings: HardwareSettings) -> Path:
     """``hardware.md`` (table and verdict), ``hardware.json`` and ``fid_vs_shots.png`` in ``out``."""
-    from hqdm.quantum.noise_levels import NOISE_LEVELS
 
     rows, spread = summarize(cells, settings)
     model = next((c.get("model_name") for c in cells), None)

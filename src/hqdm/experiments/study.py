@@ -34,6 +34,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from hqdm.config import Config, ConfigError, config_from_dict
+from hqdm.data import load_dataset
 from hqdm.experiments.evaluate import EVALUATION_JSON, EvalSettings, evaluate_checkpoint
 from hqdm.experiments.study_report import write_report
 from hqdm.files import atomic_write_text
@@ -176,7 +177,6 @@ def run_study(
 
     ``train_only`` keeps the evaluation epochs' weights but scores none of them. ``real_images`` (uint8)
     replaces the test split, ``feature_extractor`` the FID network (tests)."""
-    from hqdm.data import load_dataset
 
     settings = settings or StudySettings()
     if real_images is None and not train_only:

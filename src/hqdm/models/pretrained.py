@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from hqdm import __version__
 from hqdm.files import apply_umask
 from hqdm.models.registry import ModelSpec, build_model
 
@@ -59,7 +60,6 @@ def save_pretrained(
     ``diffusion`` is the ``diffusion`` config section the model was trained with (schedule, T, noise
     source), which sampling needs; it is required because a folder without it would be sampled with a
     guess. Keys it lacks are read back as hqdm's defaults (:class:`hqdm.config.DiffusionConfig`)."""
-    from hqdm import __version__
 
     spec = getattr(model, "spec", None)
     if not isinstance(spec, ModelSpec):

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from hqdm.config import ConfigError, config_from_dict
 from hqdm.diffusion import SamplingPipeline, make_noise_source, make_schedule
+from hqdm.models.pretrained import load_pretrained, read_pretrained_config
 from hqdm.precision import set_precision
 from hqdm.progress import progress_bar
 from hqdm.train.checkpoint import (
@@ -119,7 +120,6 @@ def load_pipeline(
 
     The pipeline draws with the noise source and schedule the model was trained with; ``precision``
     defaults to the training precision for a checkpoint and to ``auto`` for a pretrained model."""
-    from hqdm.models.pretrained import load_pretrained, read_pretrained_config
 
     device = device or resolve_device("auto")
     if pretrained:

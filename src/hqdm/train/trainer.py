@@ -32,9 +32,11 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from hqdm.config import Config, ConfigError, config_to_dict
+from hqdm.data import load_dataset
 from hqdm.diffusion import EMA, GaussianDiffusion, SamplingPipeline, make_noise_source, make_schedule
 from hqdm.diffusion.noise import sample_noise
 from hqdm.files import atomic_write_text
+from hqdm.models import build_model
 from hqdm.precision import set_precision
 from hqdm.progress import progress_bar
 from hqdm.train.checkpoint import (
@@ -109,7 +111,6 @@ def plan_phases(cfg: Config) -> list[Phase]:
 
 
 def default_model_factory(name: str, cfg: Config) -> nn.Module:
-    from hqdm.models import build_model
 
     return build_model(name, in_channels=cfg.model.in_channels, semantics=cfg.model.semantics)
 
@@ -131,7 +132,6 @@ def resolve_device(name: str, *, key: str = "training.device") -> torch.device:
 
 def load_training_images(cfg: Config) -> Tensor:
     """The configured training split as float images in [-1, 1], (N, C, 28, 28) on the CPU."""
-    from hqdm.data import load_dataset
 
     d = cfg.data
     try:
