@@ -28,6 +28,9 @@ from hqdm.diffusion import (
     make_schedule,
     p2_weights,
     register_schedule,
+    sampler_description,
+    sampler_label,
+    sampler_options,
 )
 from hqdm.diffusion import schedules as schedules_module
 
@@ -574,3 +577,12 @@ def test_make_sampler_by_name() -> None:
         make_sampler("euler", s)
     with pytest.raises(ValueError, match="shape"):
         DDPMSampler(s).sample(lambda x, t: x, (0, 1, 2, 2))
+
+
+def test_sampler_names_and_settings_come_from_what_each_sampler_takes() -> None:
+    """Reports, CSV labels and reproduce command lines show a sampler's options only if it takes them."""
+    assert sampler_options("ddpm", steps=100, eta=0.5) == {}
+    assert sampler_options("ddim", steps=100, eta=0.5) == {"steps": 100, "eta": 0.5}
+    assert sampler_label("ddpm", 1000) == "ddpm" and sampler_label("ddim", 100) == "ddim100"
+    assert sampler_description("ddpm", 1000, 0.0) == "DDPM (every timestep)"
+    assert sampler_description("ddim", 100, 0.0) == "DDIM, 100 steps, eta 0.0"

@@ -22,7 +22,15 @@ from typing import Any, Literal
 import yaml
 
 from hqdm.data import DATASET_NAMES
-from hqdm.diffusion import available_schedules, make_noise_source, make_schedule
+from hqdm.diffusion import (
+    NoiseSchedule,
+    available_samplers,
+    available_schedules,
+    make_noise_source,
+    make_sampler,
+    make_schedule,
+    sampler_options,
+)
 from hqdm.models import SEMANTICS, list_models
 
 __all__ = [
@@ -43,7 +51,6 @@ __all__ = [
     "parse_override",
 ]
 
-SamplerName = Literal["ddpm", "ddim"]
 NoiseName = Literal["gaussian", "quantum"]  # hqdm.diffusion.NOISE_SOURCES
 PrecisionName = Literal["auto", "fp32", "bf16"]  # hqdm.precision.PRECISIONS
 
@@ -114,8 +121,8 @@ class EMAConfig:
 class SamplingConfig:
     """How the sample grids written during training are drawn (from the EMA weights)."""
 
-    sampler: SamplerName = "ddpm"
-    steps: int = 1000  # DDIM steps; DDPM always runs every timestep
+    sampler: str = "ddpm"  # a name in hqdm.diffusion.available_samplers()
+    steps: int = 1000  # for samplers that take steps (DDIM); DDPM always runs every timestep
     eta: float = 0.0
     num_images: int = 64
 
@@ -270,11 +277,6 @@ def _check_positive(cfg: Config) -> None:
 
 def _check_ranges(cfg: Config) -> None:
     s, e = cfg.sampling, cfg.ema
-    if s.sampler == "ddim" and s.steps > cfg.diffusion.num_timesteps:
-        raise ConfigError(
-            f"sampling.steps: {s.steps} DDIM steps exceed diffusion.num_timesteps "
-            f"({cfg.diffusion.num_timesteps})"
-        )
     if not 0.0 <= s.eta <= 1.0:
         raise ConfigError(f"sampling.eta: must lie in [0, 1], got {s.eta}")
     o = cfg.optim
@@ -310,12 +312,27 @@ def _check_names(cfg: Config) -> None:
             f"known schedules: {', '.join(available_schedules())}"
         )
     try:
-        make_schedule(cfg.diffusion.schedule, cfg.diffusion.num_timesteps, **cfg.diffusion.schedule_options)
+        schedule = make_schedule(
+            cfg.diffusion.schedule, cfg.diffusion.num_timesteps, **cfg.diffusion.schedule_options
+        )
     except (TypeError, ValueError) as err:
         raise ConfigError(f"diffusion.schedule_options: {err}") from err
+    _check_sampler(cfg.sampling, schedule)
     _check_noise(cfg)
     if cfg.transfer.enabled:
         _check_transfer(cfg, models)
+
+
+def _check_sampler(s: SamplingConfig, schedule: NoiseSchedule) -> None:
+    """The sampler is looked up in the registry and built once, so its own checks (DDIM: steps within
+    the schedule, eta in [0, 1]) reject a config before training starts."""
+    if s.sampler not in available_samplers():
+        known = ", ".join(available_samplers())
+        raise ConfigError(f"sampling.sampler: unknown sampler {s.sampler!r}; choose one of {known}")
+    try:
+        make_sampler(s.sampler, schedule, **sampler_options(s.sampler, steps=s.steps, eta=s.eta))
+    except ValueError as err:
+        raise ConfigError(f"sampling: {err}") from err
 
 
 def _check_noise(cfg: Config) -> None:

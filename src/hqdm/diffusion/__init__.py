@@ -23,6 +23,8 @@ from .samplers import (
     UnknownSamplerError,
     available_samplers,
     make_sampler,
+    sampler_description,
+    sampler_label,
     sampler_options,
 )
 from .schedules import (
@@ -71,6 +73,8 @@ __all__ = [
     "p2_weights",
     "register_schedule",
     "sample_noise",
+    "sampler_description",
+    "sampler_label",
     "sampler_options",
     "small_data_betas",
     "to_uint8",

@@ -27,6 +27,8 @@ __all__ = [
     "UnknownSamplerError",
     "available_samplers",
     "make_sampler",
+    "sampler_description",
+    "sampler_label",
     "sampler_options",
 ]
 
@@ -244,6 +246,20 @@ def sampler_options(kind: str, **settings: object) -> dict[str, object]:
     """The part of ``settings`` (e.g. ``steps``, ``eta``) that sampler ``kind`` takes: commands carry
     one set of sampler settings and each sampler reads what applies to it (DDPM visits every step)."""
     return {name: value for name, value in settings.items() if name in _entry(kind)[1]}
+
+
+def sampler_label(kind: str, steps: int | None = None) -> str:
+    """Short name for tables and CSV files: ``ddpm``, or with the step count for samplers that take
+    one (``ddim100``)."""
+    return f"{kind}{steps}" if "steps" in _entry(kind)[1] else kind
+
+
+def sampler_description(kind: str, steps: int | None = None, eta: float | None = None) -> str:
+    """Words for reports: ``DDPM (every timestep)``, ``DDIM, 100 steps, eta 0.0``."""
+    taken = _entry(kind)[1]
+    if "steps" not in taken:
+        return f"{kind.upper()} (every timestep)"
+    return f"{kind.upper()}, {steps} steps" + (f", eta {eta}" if "eta" in taken else "")
 
 
 def make_sampler(kind: str, schedule: NoiseSchedule, **options: object) -> Sampler:

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from hqdm.config import Config, ConfigError, config_from_dict
 from hqdm.data import load_dataset
-from hqdm.diffusion import SamplingPipeline, make_noise_source, make_schedule
+from hqdm.diffusion import SamplingPipeline, make_noise_source, make_schedule, sampler_label, sampler_options
 from hqdm.files import atomic_write_text
 from hqdm.metrics import METRIC_NAMES, evaluate_images
 from hqdm.models.registry import count_parameters
@@ -84,8 +84,9 @@ class EvalSettings:
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["metrics"] = list(self.metrics)
-        if self.sampler == "ddpm":  # DDPM ignores them; keep the JSON honest
-            values["steps"], values["eta"] = None, None
+        taken = sampler_options(self.sampler, steps=self.steps, eta=self.eta)
+        for option in ("steps", "eta"):  # the ones this sampler ignores are None: keep the JSON honest
+            values[option] = taken.get(option)
         return values
 
 
@@ -173,7 +174,7 @@ def _fmt(value: float | None, digits: int, std: float | None = None) -> str:
 def format_table_line(record: dict[str, Any]) -> str:
     """One markdown table row (columns of :data:`TABLE_HEADER`) from an evaluation record."""
     m, s, ck = record["metrics"], record["settings"], record["checkpoint"]
-    sampler = s["sampler"] if s["sampler"] == "ddpm" else f"ddim{s['steps']}"
+    sampler = sampler_label(s["sampler"], s["steps"])
     cells = [
         ck["model_name"],
         ck["semantics"],
@@ -293,8 +294,8 @@ def evaluate_command(
     """The ``hqdm evaluate`` command line that reproduces an evaluation with ``settings``."""
     s = settings
     args = ["hqdm", "evaluate", str(checkpoint), "--num-samples", str(s.num_samples), "--sampler", s.sampler]
-    if s.sampler == "ddim":
-        args += ["--steps", str(s.steps), "--eta", str(s.eta)]
+    for option, value in sampler_options(s.sampler, steps=s.steps, eta=s.eta).items():
+        args += [f"--{option}", str(value)]
     args += ["--metrics", ",".join(s.metrics), "--seed", str(s.seed), "--batch-size", str(s.batch_size)]
     args += ["--kid-subset-size", str(s.kid_subset_size), "--fid-precision", s.feature_precision]
     args += ["--data-dir", str(data_dir)] if data_dir is not None else []

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from hqdm.config import Config, ConfigError, config_from_dict
 from hqdm.data import load_dataset
+from hqdm.diffusion import sampler_label
 from hqdm.experiments.evaluate import EVALUATION_JSON, EvalSettings, evaluate_checkpoint
 from hqdm.experiments.study_report import write_report
 from hqdm.files import atomic_write_text
@@ -135,7 +136,7 @@ def _metrics_row(record: dict[str, Any], seed: int) -> dict[str, Any]:
         "num_generated": m["num_generated"],
         "num_real": m["num_real"],
         "real_split": record["real"]["split"],
-        "sampler": s["sampler"] if s["sampler"] == "ddpm" else f"ddim{s['steps']}",
+        "sampler": sampler_label(s["sampler"], s["steps"]),
         "precision": record.get("precision"),
         "fid_precision": s.get("feature_precision", "fp32"),
         "params": ck["params_total"],

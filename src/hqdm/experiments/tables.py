@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hqdm.diffusion import sampler_description
 from hqdm.files import atomic_path, atomic_write_text
 from hqdm.train.logs import read_log
 
@@ -121,7 +122,7 @@ def _markdown_table(groups: dict[str, list[CellResult]]) -> list[str]:
 
 def _notes(results: list[CellResult], dataset: str, budget: Budget, seeds: int) -> list[str]:
     s = budget.evaluation
-    sampler = "DDPM (every timestep)" if s.sampler == "ddpm" else f"DDIM, {s.steps} steps, eta {s.eta}"
+    sampler = sampler_description(s.sampler, s.steps, s.eta)
     data = (
         f"a fixed subset of {budget.train_subset} train images" if budget.train_subset else "the train split"
     )
