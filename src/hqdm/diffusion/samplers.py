@@ -24,6 +24,7 @@ __all__ = [
     "DDIMSampler",
     "DDPMSampler",
     "Sampler",
+    "StepSampler",
     "UnknownSamplerError",
     "available_samplers",
     "make_sampler",
@@ -31,6 +32,9 @@ __all__ = [
     "sampler_label",
     "sampler_options",
 ]
+
+
+Rng = torch.Generator | None  # a sampler's source of randomness; None draws from torch's global one
 
 
 @runtime_checkable
@@ -103,20 +107,29 @@ def _predict_x0(schedule: NoiseSchedule, x: Tensor, eps: Tensor, t: int, clip: b
     return x0.clamp(-1.0, 1.0) if clip else x0
 
 
-class DDPMSampler:
-    """Ancestral sampler of Ho et al. over all T steps, with posterior variance beta_tilde_t.
+class StepSampler:
+    """The sampling loop, written once: a sampler says which timesteps it visits (:meth:`timesteps`) and
+    how it moves from one to the next given the model's x0 prediction (:meth:`step`).
 
-    At each t: predict eps, form x0_hat (clipped if ``clip_x0``), take the posterior mean of
-    q(x_{t-1} | x_t, x0_hat) and add sqrt(beta_tilde_t)·z for t > 0. At t = 0 the posterior mean is
-    x0_hat itself (alphas_cumprod_prev[0] = 1), so the sampler returns the last x0_hat, clipped.
-    """
+    At each visited t the model predicts eps, which gives x0_hat (clipped to [-1, 1] if ``clip_x0``); after
+    the last timestep the loop returns that x0_hat, clipped."""
 
-    def __init__(
-        self, schedule: NoiseSchedule, noise: NoiseSource | None = None, clip_x0: bool = True
-    ) -> None:
+    name = "sampler"  # progress-bar label
+
+    def __init__(self, schedule: NoiseSchedule, noise: NoiseSource | None, clip_x0: bool) -> None:
         self.schedule = schedule
         self.noise = noise if noise is not None else GaussianNoise()
         self.clip_x0 = clip_x0
+
+    def timesteps(self) -> list[int]:
+        """The visited timesteps in sampling order (decreasing)."""
+        raise NotImplementedError
+
+    def step(
+        self, x: Tensor, x0: Tensor, t: int, t_next: int, *, generator: torch.Generator | None
+    ) -> Tensor:
+        """x at ``t_next`` from x at ``t`` and its x0 prediction."""
+        raise NotImplementedError
 
     def sample(
         self,
@@ -129,21 +142,46 @@ class DDPMSampler:
         progress: bool = False,
     ) -> Tensor:
         shape, device = _check_shape(shape), _resolve_device(model, device)
-        s = self.schedule
+        timesteps = self.timesteps()
         with _inference(model):
             x = sample_noise(self.noise, shape, generator=generator, device=device, dtype=dtype)
-            steps = range(s.num_timesteps - 1, -1, -1)
-            for t in tqdm(steps, desc="DDPM", disable=not progress, leave=False):
-                x0 = _predict_x0(s, x, _predict_eps(model, x, t), t, self.clip_x0)
-                if t == 0:
+            for i, t in enumerate(tqdm(timesteps, desc=self.name, disable=not progress, leave=False)):
+                x0 = _predict_x0(self.schedule, x, _predict_eps(model, x, t), t, self.clip_x0)
+                if i == len(timesteps) - 1:
                     break
-                mean = s.posterior_mean_coef_x0[t].item() * x0 + s.posterior_mean_coef_xt[t].item() * x
-                z = sample_noise(self.noise, shape, generator=generator, device=device, dtype=dtype)
-                x = mean + math.sqrt(s.posterior_variance[t].item()) * z
+                x = self.step(x, x0, t, timesteps[i + 1], generator=generator)
         return x0.clamp(-1.0, 1.0)
 
+    def _noise_like(self, x: Tensor, generator: Rng) -> Tensor:
+        return sample_noise(self.noise, tuple(x.shape), generator=generator, device=x.device, dtype=x.dtype)
 
-class DDIMSampler:
+
+class DDPMSampler(StepSampler):
+    """Ancestral sampler of Ho et al. over all T steps, with posterior variance beta_tilde_t.
+
+    At each t > 0: the posterior mean of q(x_{t-1} | x_t, x0_hat) plus sqrt(beta_tilde_t)·z. At t = 0 the
+    posterior mean is x0_hat itself (alphas_cumprod_prev[0] = 1), so the sampler returns the last x0_hat.
+    """
+
+    name = "DDPM"
+
+    def __init__(
+        self, schedule: NoiseSchedule, noise: NoiseSource | None = None, clip_x0: bool = True
+    ) -> None:
+        super().__init__(schedule, noise, clip_x0)
+
+    def timesteps(self) -> list[int]:
+        return list(range(self.schedule.num_timesteps - 1, -1, -1))
+
+    def step(
+        self, x: Tensor, x0: Tensor, t: int, t_next: int, *, generator: torch.Generator | None
+    ) -> Tensor:
+        s = self.schedule
+        mean = s.posterior_mean_coef_x0[t].item() * x0 + s.posterior_mean_coef_xt[t].item() * x
+        return mean + math.sqrt(s.posterior_variance[t].item()) * self._noise_like(x, generator)
+
+
+class DDIMSampler(StepSampler):
     """DDIM (Song et al.) on a subsequence of ``steps`` timesteps; eta = 0 is deterministic.
 
     Timesteps: ``steps`` values evenly spaced from T-1 down to 0, rounded to the nearest integer (both
@@ -156,6 +194,8 @@ class DDIMSampler:
     the last timestep the sampler jumps to abar = 1 and returns x0_hat. With steps = T and eta = 1
     each step equals the ancestral DDPM step (and draws noise in the same order).
     """
+
+    name = "DDIM"
 
     def __init__(
         self,
@@ -172,42 +212,18 @@ class DDIMSampler:
             )
         if not (math.isfinite(eta) and 0.0 <= eta <= 1.0):
             raise ValueError(f"DDIM eta must lie in [0, 1] (0 = deterministic, 1 = DDPM-like), got {eta!r}")
-        self.schedule = schedule
+        super().__init__(schedule, noise, clip_x0)
         self.steps = steps
         self.eta = float(eta)
-        self.noise = noise if noise is not None else GaussianNoise()
-        self.clip_x0 = clip_x0
 
     def timesteps(self) -> list[int]:
-        """The visited timesteps in sampling order (decreasing)."""
         last = self.schedule.num_timesteps - 1
         if self.steps == 1:
             return [last]
         # floor(v + 0.5) rounds half up; spacing >= 1 keeps the rounded values distinct.
         return [math.floor(last * (self.steps - 1 - i) / (self.steps - 1) + 0.5) for i in range(self.steps)]
 
-    def sample(
-        self,
-        model: EpsModel,
-        shape: tuple[int, ...],
-        *,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
-        progress: bool = False,
-    ) -> Tensor:
-        shape, device = _check_shape(shape), _resolve_device(model, device)
-        s, timesteps = self.schedule, self.timesteps()
-        with _inference(model):
-            x = sample_noise(self.noise, shape, generator=generator, device=device, dtype=dtype)
-            for i, t in enumerate(tqdm(timesteps, desc="DDIM", disable=not progress, leave=False)):
-                x0 = _predict_x0(s, x, _predict_eps(model, x, t), t, self.clip_x0)
-                if i == len(timesteps) - 1:
-                    break
-                x = self._step(x, x0, t, timesteps[i + 1], generator=generator)
-        return x0.clamp(-1.0, 1.0)
-
-    def _step(
+    def step(
         self, x: Tensor, x0: Tensor, t: int, t_next: int, *, generator: torch.Generator | None
     ) -> Tensor:
         s = self.schedule
@@ -216,9 +232,7 @@ class DDIMSampler:
         sigma = self.eta * math.sqrt((1.0 - abar_next) / (1.0 - abar) * (1.0 - abar / abar_next))
         x_next = math.sqrt(abar_next) * x0 + math.sqrt(max(1.0 - abar_next - sigma**2, 0.0)) * eps
         if self.eta > 0.0:
-            x_next = x_next + sigma * sample_noise(
-                self.noise, tuple(x.shape), generator=generator, device=x.device, dtype=x.dtype
-            )
+            x_next = x_next + sigma * self._noise_like(x, generator)
         return x_next
 
 
