@@ -11,6 +11,7 @@ from hqdm.models import SEMANTICS, build_model, list_models
 from hqdm.models.plain import plain_forwards
 from hqdm.precision import resolve_precision, set_precision
 from hqdm.quantum import expvals
+from hqdm.registry import UnknownNameError
 
 
 def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,5 +82,5 @@ def test_auto_precision_follows_the_hardware() -> None:
         or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     )
     assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
-    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+    with pytest.raises(UnknownNameError, match="unknown precision 'fp16'"):
         resolve_precision("fp16", "cpu")

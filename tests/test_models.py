@@ -14,6 +14,7 @@ from hqdm.models.attention import FullAttention, LinearAttention
 from hqdm.models.blocks import SinusoidalEmbedding, WSConv2d, resize_nearest
 from hqdm.models.hybrid import QuanResnetBlock
 from hqdm.quantum.layers import PatchCircuit
+from hqdm.registry import UnknownNameError
 
 # Totals measured on the authors' JAX reference code (docs/architecture.md, "Parameter counts").
 EXPECTED_COUNTS = {  # name: (total, quantum)
@@ -136,7 +137,7 @@ def test_wrong_input_shape_is_rejected() -> None:
 
 
 def test_unknown_name_and_semantics_are_rejected() -> None:
-    with pytest.raises(ValueError, match="qvunet-full-hq"):
+    with pytest.raises(UnknownNameError, match=r"unknown model 'qvunet-3hq'; choose one of .*qvunet-full-hq"):
         build_model("qvunet-3hq")
     with pytest.raises(ValueError, match="reference-code"):
         build_model("unet", semantics="paper-ish")

@@ -12,8 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from hqdm.config import Config, config_from_dict
-from hqdm.diffusion import SamplingPipeline, UnknownSamplerError, image_seed, make_noise_source, make_schedule
+from hqdm.diffusion import SamplingPipeline, image_seed, make_noise_source, make_schedule
 from hqdm.experiments.evaluate import EvalSettings, evaluate_checkpoint
+from hqdm.registry import UnknownNameError
 from hqdm.train import sample_to_folder, train
 
 T = 50
@@ -60,7 +61,7 @@ def test_settings_reach_only_the_samplers_that_take_them_and_bad_ones_fail_at_on
     ddpm = SamplingPipeline(model, schedule, image_shape=(1, 8, 8), sampler="ddpm", steps=3, eta=0.5)
     ddim = SamplingPipeline(model, schedule, image_shape=(1, 8, 8), sampler="ddim", steps=3, eta=0.5)
     assert ddpm.options == {} and ddim.options == {"steps": 3, "eta": 0.5}
-    with pytest.raises(UnknownSamplerError, match="available: ddim, ddpm"):
+    with pytest.raises(UnknownNameError, match="unknown sampler 'euler'; choose one of ddpm, ddim"):
         SamplingPipeline(model, schedule, image_shape=(1, 8, 8), sampler="euler")
     with pytest.raises(ValueError, match="DDIM steps"):
         SamplingPipeline(model, schedule, image_shape=(1, 8, 8), sampler="ddim", steps=T + 1)

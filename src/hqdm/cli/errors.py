@@ -21,13 +21,14 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from hqdm.data import DatasetError
     from hqdm.models.pretrained import PretrainedError
     from hqdm.quantum.errors import MeasurementError
+    from hqdm.registry import UnknownNameError
     from hqdm.train import CheckpointError, NonFiniteLossError, RunDirError
     from hqdm.train.distributed import DistributedError
     from hqdm.train.lock import RunLockedError
 
     return (
         ConfigError, DatasetError, CheckpointError, RunDirError, NonFiniteLossError, DistributedError,
-        PretrainedError, MeasurementError, RunLockedError, OSError,
+        PretrainedError, MeasurementError, RunLockedError, UnknownNameError, OSError,
     )  # fmt: skip
 
 
