@@ -18,7 +18,7 @@ from torch import Tensor
 import hqdm.train.checkpoint as checkpoint_module
 from hqdm.train import StorageError, find_checkpoints, latest_checkpoint
 from hqdm.train.checkpoint import verify_checkpoint
-from test_train import images, make_cfg, run  # noqa: F401 (images is a fixture)
+from test_train import make_cfg, run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def _leftovers(run_dir: Path) -> list[str]:
 
 def test_a_full_disk_is_named_leaves_nothing_half_written_and_resume_works_once_freed(
     tmp_path: Path,
-    images: Tensor,  # noqa: F811 (the fixture imported from test_train)
+    images: Tensor,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     training = {"checkpoint_every": 2, "keep_last": 2}
