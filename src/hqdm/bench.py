@@ -15,14 +15,17 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from hqdm.bench_results import Table
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 ANSATZ_ANGLES = {"hqconv": 28, "fqconv": 24}
 
@@ -146,7 +149,7 @@ class PeerUnavailable(RuntimeError):
     """A benchmark peer cannot be loaded; the message says why and how to install it, in one line."""
 
 
-def torchquantum_peer() -> types.ModuleType:
+def torchquantum_peer() -> ModuleType:
     """``benchmarks/peers/torchquantum_peer.py`` (``load_torchquantum``, ``to_torchquantum``), loaded once.
 
     Raises :class:`PeerUnavailable` when hqdm does not run from a source checkout (an installed hqdm has no
