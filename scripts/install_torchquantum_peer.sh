@@ -20,7 +20,8 @@
 #                                 before 1.0 (torchquantum requires <1.0), and it imports with this venv's
 #                                 NumPy 2. symengine, which qiskit only uses when present, is left out.
 # Two imports of that chain cannot be satisfied by a genuine package on this stack and are replaced by
-# placeholders at load time (see hqdm.bench.load_torchquantum): `qiskit_ibm_runtime` (the IBM cloud client,
+# placeholders at load time (see load_torchquantum in benchmarks/peers/torchquantum_peer.py, the peer's
+# code, which is not installed with hqdm): `qiskit_ibm_runtime` (the IBM cloud client,
 # a large tree with compiled cryptography) and `qiskit.providers.aer...` (Aer's legacy namespace, removed
 # before Aer supported NumPy 2), both used only by TorchQuantum's IBM-hardware and noise-model helpers,
 # never by the simulator. TorchQuantum's own __init__ also imports its datasets (torchvision), pulse
@@ -91,8 +92,4 @@ EOF
     echo "  $name  $size"
 done
 echo "total: $(du -sh "$TARGET" | cut -f1) in $TARGET; venv site-packages unchanged"
-OMP_WAIT_POLICY=passive "$PYTHON" -c "
-from hqdm.bench import load_torchquantum
-tq = load_torchquantum('$TARGET')
-print(f'TorchQuantum {tq.__version__} simulator loads from $TARGET')
-"
+OMP_WAIT_POLICY=passive "$PYTHON" benchmarks/peers/torchquantum_peer.py "$TARGET"

@@ -20,9 +20,15 @@ PEER_DIR = Path(__file__).resolve().parents[1] / bench.TORCHQUANTUM_DIR
 
 
 @pytest.fixture(scope="module")
-def tq():
+def peer():
+    """benchmarks/peers/torchquantum_peer.py, the code that loads and drives TorchQuantum."""
+    return bench.torchquantum_peer()
+
+
+@pytest.fixture(scope="module")
+def tq(peer):
     try:
-        return bench.load_torchquantum(PEER_DIR)
+        return peer.load_torchquantum(PEER_DIR)
     except bench.PeerUnavailable as error:
         if os.environ.get("HQDM_REQUIRE_PEERS") == "1":
             pytest.fail(f"HQDM_REQUIRE_PEERS=1, but {error}")
@@ -30,12 +36,12 @@ def tq():
 
 
 @pytest.mark.parametrize("ansatz", ["hqconv", "fqconv"])
-def test_torchquantum_peer_runs_the_same_circuit(tq, ansatz):
+def test_torchquantum_peer_runs_the_same_circuit(peer, tq, ansatz):
     g = torch.Generator().manual_seed(7)
     x = (torch.rand(8, 12, generator=g) * 2 - 1) * torch.pi
     w = (torch.rand(3, ANGLES_PER_LAYER[ansatz], generator=g) * 2 * torch.pi).requires_grad_()
     ours = expvals(ansatz, x, w)
-    theirs = bench.to_torchquantum(tq, build_circuit(ansatz, 3))(x, w)
+    theirs = peer.to_torchquantum(tq, build_circuit(ansatz, 3))(x, w)
     assert theirs.shape == (8, 12)
     torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=0)
     (grad_ours,) = torch.autograd.grad(ours.sum(), w)
@@ -43,10 +49,10 @@ def test_torchquantum_peer_runs_the_same_circuit(tq, ansatz):
     torch.testing.assert_close(grad_theirs, grad_ours, atol=1e-4, rtol=0)
 
 
-def test_torchquantum_peer_leaves_no_placeholder_modules(tq):
-    for name in bench._TQ_PLACEHOLDERS:
+def test_torchquantum_peer_leaves_no_placeholder_modules(peer, tq):
+    for name in peer.PLACEHOLDERS:
         module = sys.modules.get(name)
-        assert module is None or getattr(module, "__doc__", "") != "placeholder set by hqdm.bench"
+        assert module is None or getattr(module, "__doc__", "") != peer.PLACEHOLDER_DOC
 
 
 @pytest.fixture
@@ -56,14 +62,24 @@ def no_torchquantum(monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
 
 
-def test_unavailable_torchquantum_names_the_install_script(tmp_path, no_torchquantum):
+def test_unavailable_torchquantum_names_the_install_script(peer, tmp_path, no_torchquantum):
     with pytest.raises(bench.PeerUnavailable) as error:
-        bench.load_torchquantum(tmp_path / "empty")
+        peer.load_torchquantum(tmp_path / "empty")
     message = str(error.value)
     assert "\n" not in message
     assert "TorchQuantum is not installed" in message
     assert bench.TORCHQUANTUM_INSTALL in message
     assert bench.torchquantum_info(str(tmp_path / "empty")) == {"unavailable": message}
+
+
+def test_missing_peer_code_makes_the_peer_unavailable(tmp_path, monkeypatch):
+    """An installed hqdm has no benchmarks/peers: TorchQuantum is reported unavailable, in one line."""
+    monkeypatch.setattr(bench, "PEERS_DIR", tmp_path)
+    monkeypatch.delitem(sys.modules, bench._PEER_MODULE, raising=False)
+    with pytest.raises(bench.PeerUnavailable, match="source checkout") as error:
+        bench.torchquantum_peer()
+    assert "\n" not in str(error.value)
+    assert bench.torchquantum_info(str(tmp_path)) == {"unavailable": str(error.value)}
 
 
 def _fake_measurements(monkeypatch, info):

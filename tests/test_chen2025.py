@@ -26,6 +26,7 @@ from hqdm.models import build_model, count_parameters
 from hqdm.models.lite import BottleneckCircuit
 from hqdm.quantum import chen_circuit, to_pennylane
 from hqdm.quantum.simulator import compile_circuit, simulate
+from hqdm.registry import UnknownNameError
 from hqdm.train import Trainer
 
 # ---------------------------------------------------------------------------------------------------
@@ -252,7 +253,7 @@ def test_quantum_noise_plugs_into_the_diffusion_and_rejects_bad_options():
         QuantumNoise(angle=0.0)
     with pytest.raises(ValueError, match="bad options"):
         make_noise_source("quantum", qubits=3)
-    with pytest.raises(ValueError, match="unknown noise source"):
+    with pytest.raises(UnknownNameError, match="unknown noise source 'pink'"):
         make_noise_source("pink")
 
 

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import write_checkpoint
 from hqdm.cli import EXIT_USER_ERROR, main
-from hqdm.config import config_from_dict, config_to_dict
-from hqdm.diffusion import EMA
 from hqdm.models import build_model
-from hqdm.train import TrainState, read_state, save_checkpoint
+from hqdm.train import read_state
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -156,20 +155,8 @@ def test_train_stops_and_resumes_from_the_command_line(
 @pytest.fixture(scope="module")
 def unet_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real U-Net checkpoint (untrained) with a 10-step schedule, written by save_checkpoint."""
-    run_dir = tmp_path_factory.mktemp("run")
-    cfg = config_from_dict({"diffusion": {"num_timesteps": 10}, "training": {"device": "cpu"}})
     torch.manual_seed(0)
-    model = build_model("unet")
-    return save_checkpoint(
-        run_dir,
-        TrainState(step=1, model_name="unet"),
-        model=model,
-        ema=EMA(model).shadow,
-        optimizer=torch.optim.Adam(model.parameters()),
-        generators={},
-        config=config_to_dict(cfg),
-        keep_last=1,
-    )
+    return write_checkpoint(tmp_path_factory.mktemp("run"), build_model("unet"))
 
 
 @pytest.mark.parametrize(("sampler", "extra"), [("ddim", ["--steps", "2", "--eta", "0.5"]), ("ddpm", [])])

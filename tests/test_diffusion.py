@@ -20,8 +20,6 @@ from hqdm.diffusion import (
     NoiseSource,
     NoiseSourceError,
     Sampler,
-    UnknownSamplerError,
-    UnknownScheduleError,
     available_schedules,
     ema_decay,
     make_sampler,
@@ -33,6 +31,7 @@ from hqdm.diffusion import (
     sampler_options,
 )
 from hqdm.diffusion import schedules as schedules_module
+from hqdm.registry import UnknownNameError
 
 # --------------------------------------------------------------------------------------------------
 # helpers
@@ -149,7 +148,7 @@ def test_bad_betas_are_rejected(betas: list, message: str) -> None:
 
 
 def test_registry_errors_and_extension(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(UnknownScheduleError, match="available: cosine, custom, linear"):
+    with pytest.raises(UnknownNameError, match="schedule 'tailored'; choose one of cosine, linear, custom"):
         make_schedule("tailored")
     with pytest.raises(InvalidScheduleError, match="bad options"):
         make_schedule("cosine", 10, not_an_option=1)
@@ -573,7 +572,7 @@ def test_make_sampler_by_name() -> None:
     assert isinstance(make_sampler("ddpm", s), DDPMSampler)
     ddim = make_sampler("ddim", s, steps=4, eta=0.3)
     assert isinstance(ddim, DDIMSampler) and ddim.steps == 4 and ddim.eta == 0.3
-    with pytest.raises(UnknownSamplerError, match="available: ddim, ddpm"):
+    with pytest.raises(UnknownNameError, match="unknown sampler 'euler'; choose one of ddpm, ddim"):
         make_sampler("euler", s)
     with pytest.raises(ValueError, match="shape"):
         DDPMSampler(s).sample(lambda x, t: x, (0, 1, 2, 2))

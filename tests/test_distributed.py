@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from conftest import TinyEps, checkpoint_tensors, seeded_images
 from hqdm.config import Config, ConfigError, config_from_dict
 from hqdm.diffusion import SamplingPipeline, make_schedule
 from hqdm.quantum import PatchCircuit
@@ -42,22 +43,11 @@ T = 50
 ATOL, RTOL = 1e-5, 1e-4  # float sums in another order (DDP's all-reduce), amplified a little by Adam
 
 
-class Tiny(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.inp = nn.Conv2d(1, 4, 3, padding=1)
-        self.temb = nn.Embedding(T, 4)
-        self.out = nn.Conv2d(4, 1, 3, padding=1)
-
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        return self.out(torch.tanh(self.inp(x) + self.temb(t)[:, :, None, None]))
-
-
-class TinyQuantum(Tiny):
-    """Tiny plus a 4-qubit circuit on every 2x2 patch of a one-channel map (its weights are quantum)."""
+class TinyQuantum(TinyEps):
+    """TinyEps plus a 4-qubit circuit on every 2x2 patch of a one-channel map (its weights are quantum)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(T)
         self.to_patch = nn.Conv2d(4, 1, 1)
         self.circuit = PatchCircuit("basic", 1)
 
@@ -71,7 +61,7 @@ class TinyQuantum(Tiny):
 
 
 def factory(name: str, cfg: Config) -> nn.Module:
-    return TinyQuantum() if name == "quantum" else Tiny()
+    return TinyQuantum() if name == "quantum" else TinyEps(T)
 
 
 def make_cfg(out: Path, model: str = "unet", seed: int = 7) -> Config:
@@ -95,23 +85,13 @@ def make_cfg(out: Path, model: str = "unet", seed: int = 7) -> Config:
 
 
 def make_images() -> Tensor:
-    gen = torch.Generator().manual_seed(0)
     # batch 4 -> 5 batches; the last one of 3 images splits unevenly (1 + 2) over two processes
-    return torch.rand(19, 1, 8, 8, generator=gen) * 2 - 1
+    return seeded_images(19)
 
 
 def run(cfg: Config, **kwargs) -> Path:
     result = train(cfg, images=make_images(), model_factory=factory, progress=False, **kwargs)
     return result.final_checkpoint
-
-
-def weights(checkpoint: Path) -> dict[str, Tensor]:
-    out = {f"model/{k}": v for k, v in load_file(checkpoint / "model.safetensors").items()}
-    out |= {f"ema/{k}": v for k, v in load_file(checkpoint / "ema.safetensors").items()}
-    opt = torch.load(checkpoint / "optimizer.pt", weights_only=True)
-    for pid, slots in opt["state"].items():
-        out |= {f"adam/{pid}/{name}": torch.as_tensor(v) for name, v in slots.items()}
-    return out
 
 
 def assert_close(a: dict[str, Tensor], b: dict[str, Tensor]) -> None:
@@ -176,11 +156,11 @@ def test_two_processes_train_the_same_weights_as_one(job: Path, tmp_path: Path) 
     one = run(make_cfg(tmp_path / "one"))
     two = latest_checkpoint(job / "ddp")
     assert read_state(two)[0].step == read_state(one)[0].step == 10
-    assert_close(weights(two), weights(one))
+    assert_close(checkpoint_tensors(two), checkpoint_tensors(one))
     # the tolerance is far below what the 10 steps changed
     torch.manual_seed(7)  # the initialisation seed
-    initial = Tiny().out.weight.detach()
-    assert (weights(one)["model/out.weight"] - initial).abs().max() > 100 * ATOL
+    initial = TinyEps(T).out.weight.detach()
+    assert (checkpoint_tensors(one)["model/out.weight"] - initial).abs().max() > 100 * ATOL
     # rank 0 alone logs: one row per logged step, with the global-batch loss
     rows_two, rows_one = read_log(job / "ddp" / "log.csv"), read_log(tmp_path / "one" / "log.csv")
     assert [r.step for r in rows_two] == [r.step for r in rows_one] == [2, 4, 5, 6, 8, 10]
@@ -225,14 +205,14 @@ def test_two_process_run_resumes_with_one_process(job: Path, tmp_path: Path) -> 
     resumed = run(make_cfg(cut), resume=True)
     full = run(make_cfg(tmp_path / "full"))
     assert read_state(resumed)[0].step == 10
-    assert_close(weights(resumed), weights(full))
+    assert_close(checkpoint_tensors(resumed), checkpoint_tensors(full))
 
 
 def test_one_process_run_resumes_with_two_processes(job: Path, tmp_path: Path) -> None:
     full = run(make_cfg(tmp_path / "full"))
     resumed = latest_checkpoint(job / "one_cut")
     assert read_state(resumed)[0].step == 10
-    assert_close(weights(resumed), weights(full))
+    assert_close(checkpoint_tensors(resumed), checkpoint_tensors(full))
 
 
 # --- 4. quantum parameters -----------------------------------------------------------------------

@@ -12,12 +12,13 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from conftest import seeded_images, write_checkpoint
 from hqdm.cli import main
-from hqdm.config import Config, config_from_dict, config_to_dict
+from hqdm.config import Config, config_from_dict
 from hqdm.experiments.evaluate import EvalSettings
 from hqdm.experiments.reproduce import _reusable_evaluation
 from hqdm.models import build_model
-from hqdm.train import Trainer, TrainState, resolve_checkpoint, save_checkpoint
+from hqdm.train import Trainer, resolve_checkpoint
 
 T = 20
 EMA_SETTINGS = {"warmup_steps": 3, "update_every": 2, "power": 1.0, "max_decay": 0.8}
@@ -57,7 +58,8 @@ def tiny_config(out: Path, **sections: dict) -> Config:
 
 @pytest.fixture(scope="module")
 def images() -> Tensor:
-    return torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1  # 5 steps per epoch
+    """Replaces conftest's 18 images: 20 make exactly 5 steps per epoch, which the schedules below count."""
+    return seeded_images(20)
 
 
 def _parameters(model: nn.Module) -> dict[str, Tensor]:
@@ -138,13 +140,6 @@ def test_grids_are_drawn_from_the_ema_weights(tmp_path: Path, images: Tensor) ->
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """U-Net run folders by "online/EMA" weights: A/A and B/B (either flag samples A, or B) and A/B."""
-    cfg = config_from_dict(
-        {
-            "data": {"dataset": "embedded-mnist"},
-            "diffusion": {"num_timesteps": 10},
-            "training": {"device": "cpu"},
-        }
-    )
     weights = {}
     for name, seed in (("A", 0), ("B", 1)):
         torch.manual_seed(seed)
@@ -152,12 +147,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folders = {}
     for online, ema in ("AA", "BB", "AB"):
         folders[online + ema] = run_dir = tmp_path_factory.mktemp(online + ema)
-        model = weights[online]
-        save_checkpoint(
-            run_dir, TrainState(step=1, model_name="unet"), model=model, ema=weights[ema],
-            optimizer=torch.optim.Adam(model.parameters()), generators={}, config=config_to_dict(cfg),
-            keep_last=1,
-        )  # fmt: skip
+        write_checkpoint(run_dir, weights[online], ema=weights[ema], dataset="embedded-mnist")
     return folders
 
 

@@ -7,15 +7,12 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import eps_inputs
 from hqdm.models import SEMANTICS, build_model, list_models
 from hqdm.models.plain import plain_forwards
 from hqdm.precision import resolve_precision, set_precision
 from hqdm.quantum import expvals
-
-
-def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(3, 1, 28, 28, generator=gen), torch.tensor([0, 7, 640])
+from hqdm.registry import UnknownNameError
 
 
 def _output_and_grads(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -30,7 +27,7 @@ def _output_and_grads(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> tup
 def test_fast_fp32_forward_and_gradients_equal_the_plain_ones(name: str, semantics: str) -> None:
     torch.manual_seed(0)
     model = build_model(name, semantics=semantics)
-    x, t = _inputs()
+    x, t = eps_inputs((0, 7, 640))
     fast, fast_grads = _output_and_grads(model, x, t)
     with plain_forwards():
         plain, plain_grads = _output_and_grads(model, x, t)
@@ -49,7 +46,7 @@ def test_fast_fp32_forward_and_gradients_equal_the_plain_ones(name: str, semanti
 def test_bf16_precision_runs_in_bfloat16_and_stays_close_to_fp32(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name)
-    x, t = _inputs()
+    x, t = eps_inputs((0, 7, 640))
     with torch.no_grad():
         fp32 = model(x, t)
         set_precision(model, "bf16")
@@ -81,5 +78,5 @@ def test_auto_precision_follows_the_hardware() -> None:
         or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     )
     assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
-    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+    with pytest.raises(UnknownNameError, match="unknown precision 'fp16'"):
         resolve_precision("fp16", "cpu")

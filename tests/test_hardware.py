@@ -12,13 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from conftest import PixelStats, write_checkpoint
 from hqdm.cli import EXIT_USER_ERROR, main
-from hqdm.config import config_from_dict, config_to_dict
-from hqdm.diffusion import EMA
 from hqdm.experiments.hardware import HardwareSettings, run_hardware_study
 from hqdm.models import build_model
 from hqdm.quantum.layers import PatchCircuit
-from hqdm.train import TrainState, save_checkpoint
 
 
 class TinyHybrid(nn.Module):
@@ -36,10 +34,9 @@ class TinyHybrid(nn.Module):
         return self.out(h + F.interpolate(q, size=x.shape[-2:]))
 
 
-class CountingPixelStats(nn.Module):
+class CountingPixelStats(PixelStats):
     """4-feature stand-in for the FID network that counts the images it scores."""
 
-    num_features = 4
     cache_key = "test-hardware-pixel-stats-v1"
 
     def __init__(self) -> None:
@@ -48,19 +45,7 @@ class CountingPixelStats(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         self.images += images.shape[0]
-        x = images.float().flatten(1) / 255.0
-        return torch.stack([x.mean(1), x.std(1), x[:, :392].mean(1), (x > 0.5).float().mean(1)], dim=1)
-
-
-def _checkpoint(run_dir: Path, model: nn.Module, name: str) -> Path:
-    cfg = config_from_dict(
-        {"model": {"name": name}, "diffusion": {"num_timesteps": 10}, "training": {"device": "cpu"}}
-    )
-    return save_checkpoint(
-        run_dir, TrainState(step=1, model_name=name), model=model, ema=EMA(model).shadow,
-        optimizer=torch.optim.Adam(model.parameters()), generators={}, config=config_to_dict(cfg),
-        keep_last=1,
-    )  # fmt: skip
+        return super().forward(images)
 
 
 def _tiny_factory(name, cfg) -> nn.Module:
@@ -76,7 +61,7 @@ SETTINGS = HardwareSettings(
 
 def test_measure_scores_every_setting_and_seed_and_resumes(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    checkpoint = _checkpoint(tmp_path / "run", _tiny_factory("unet", None), "unet")
+    checkpoint = write_checkpoint(tmp_path / "run", _tiny_factory("unet", None))
     real = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
     features = CountingPixelStats()
 
@@ -136,7 +121,9 @@ def test_the_verdict_names_the_smallest_shot_count_within_the_seed_spread() -> N
 @pytest.fixture(scope="module")
 def lite_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    return _checkpoint(tmp_path_factory.mktemp("lite"), build_model("lite-qunet-8q"), "lite-qunet-8q")
+    return write_checkpoint(
+        tmp_path_factory.mktemp("lite"), build_model("lite-qunet-8q"), name="lite-qunet-8q"
+    )
 
 
 def test_sample_with_shots_changes_the_images_reproducibly(lite_checkpoint: Path, tmp_path: Path) -> None:

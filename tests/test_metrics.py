@@ -42,6 +42,7 @@ from hqdm.metrics import (
     resolve_fid_weights,
 )
 from hqdm.metrics import weights as weights_module
+from hqdm.registry import UnknownNameError
 
 # TorchScript is the format of the FID network (and of IS classifiers); torch 2.x flags it as deprecated.
 pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:DeprecationWarning")
@@ -315,7 +316,7 @@ def test_inception_score_needs_enough_images_for_the_splits() -> None:
 
 
 def test_unknown_metric_names_list_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="fid, kid, is, ssim"):
+    with pytest.raises(UnknownNameError, match="unknown metric 'lpips'; choose one of fid, kid, is, ssim"):
         evaluate_images(blob_images(2), blob_images(2), metrics=("fid", "lpips"), progress=False)
 
 

@@ -9,11 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import eps_inputs
 from hqdm.models import SEMANTICS, UNet, build_model, count_parameters, format_model_table, list_models
 from hqdm.models.attention import FullAttention, LinearAttention
 from hqdm.models.blocks import SinusoidalEmbedding, WSConv2d, resize_nearest
 from hqdm.models.hybrid import QuanResnetBlock
 from hqdm.quantum.layers import PatchCircuit
+from hqdm.registry import UnknownNameError
 
 # Totals measured on the authors' JAX reference code (docs/architecture.md, "Parameter counts").
 EXPECTED_COUNTS = {  # name: (total, quantum)
@@ -26,15 +28,11 @@ EXPECTED_COUNTS = {  # name: (total, quantum)
     "qvunet-full-fq": (429_369, 3_808),
     "quanvunet": (473_817, 672),
 }
+TIMESTEPS = (7, 640)  # the model inputs' timesteps: one early, one late
 
 
 def _n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def _inputs(channels: int = 1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(2, channels, 28, 28, generator=gen), torch.tensor([7, 640])
 
 
 def _build(name: str, semantics: str, seed: int = 0) -> nn.Module:
@@ -108,14 +106,14 @@ def test_only_vertex_differs_between_unet_and_qvunet() -> None:
 )
 def test_output_shape_follows_input_channels(name: str, channels: int) -> None:
     model = build_model(name, in_channels=channels)
-    x, t = _inputs(channels)
+    x, t = eps_inputs(TIMESTEPS, channels)
     out = model(x, t)
     assert out.shape == x.shape and out.dtype == x.dtype and torch.isfinite(out).all()
 
 
 def test_unet_follows_input_dtype() -> None:
     model = UNet().double()
-    x, t = _inputs()
+    x, t = eps_inputs(TIMESTEPS)
     assert model(x.double(), t).dtype == torch.float64
 
 
@@ -136,7 +134,7 @@ def test_wrong_input_shape_is_rejected() -> None:
 
 
 def test_unknown_name_and_semantics_are_rejected() -> None:
-    with pytest.raises(ValueError, match="qvunet-full-hq"):
+    with pytest.raises(UnknownNameError, match=r"unknown model 'qvunet-3hq'; choose one of .*qvunet-full-hq"):
         build_model("qvunet-3hq")
     with pytest.raises(ValueError, match="reference-code"):
         build_model("unet", semantics="paper-ish")
@@ -154,7 +152,7 @@ def test_model_table_lists_every_model_with_counts() -> None:
 
 def _output_after_perturbing(name: str, semantics: str, parameter: str) -> tuple[torch.Tensor, torch.Tensor]:
     model = _build(name, semantics)
-    x, t = _inputs()
+    x, t = eps_inputs(TIMESTEPS)
     with torch.no_grad():
         before = model(x, t)
         model.get_parameter(parameter).add_(0.37)
@@ -212,7 +210,7 @@ def _gn_cancelled_biases(model: nn.Module) -> set[str]:
 
 def _backward(name: str, semantics: str) -> nn.Module:
     model = _build(name, semantics)
-    x, t = _inputs()
+    x, t = eps_inputs(TIMESTEPS)
     model(x, t).square().mean().backward()
     return model
 
@@ -347,7 +345,7 @@ def test_frozen_circuits_keep_their_initial_angles_while_the_rest_trains() -> No
     assert (classical + quantum, quantum) == EXPECTED_COUNTS["qvunet-1hq"]
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    x, t = _inputs()
+    x, t = eps_inputs(TIMESTEPS)
     model(x, t).square().mean().backward()
     optimizer.step()
     changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}

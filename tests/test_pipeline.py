@@ -11,32 +11,23 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from conftest import PixelStats, TinyEps, seeded_images
 from hqdm.config import Config, config_from_dict
-from hqdm.diffusion import SamplingPipeline, UnknownSamplerError, image_seed, make_noise_source, make_schedule
+from hqdm.diffusion import SamplingPipeline, image_seed, make_noise_source, make_schedule
 from hqdm.experiments.evaluate import EvalSettings, evaluate_checkpoint
+from hqdm.registry import UnknownNameError
 from hqdm.train import sample_to_folder, train
 
 T = 50
 
 
-class Tiny(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.inp = nn.Conv2d(1, 4, 3, padding=1)
-        self.temb = nn.Embedding(1000, 4)
-        self.out = nn.Conv2d(4, 1, 3, padding=1)
-
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        return self.out(torch.tanh(self.inp(x) + self.temb(t)[:, :, None, None]))
-
-
 def tiny_factory(name: str, cfg: Config) -> nn.Module:
-    return Tiny()
+    return TinyEps(1000)
 
 
 def test_images_do_not_depend_on_the_batch_they_are_drawn_in() -> None:
     torch.manual_seed(0)
-    model, schedule = Tiny(), make_schedule("cosine", T)
+    model, schedule = TinyEps(1000), make_schedule("cosine", T)
 
     def draw(batch_size: int, seed: int = 3, noise=None, n: int = 5) -> Tensor:
         pipe = SamplingPipeline(model, schedule, image_shape=(1, 8, 8), sampler="ddpm", noise=noise)
@@ -56,20 +47,19 @@ def test_images_do_not_depend_on_the_batch_they_are_drawn_in() -> None:
 
 
 def test_settings_reach_only_the_samplers_that_take_them_and_bad_ones_fail_at_once() -> None:
-    model, schedule = Tiny(), make_schedule("cosine", T)
+    model, schedule = TinyEps(1000), make_schedule("cosine", T)
     ddpm = SamplingPipeline(model, schedule, image_shape=(1, 8, 8), sampler="ddpm", steps=3, eta=0.5)
     ddim = SamplingPipeline(model, schedule, image_shape=(1, 8, 8), sampler="ddim", steps=3, eta=0.5)
     assert ddpm.options == {} and ddim.options == {"steps": 3, "eta": 0.5}
-    with pytest.raises(UnknownSamplerError, match="available: ddim, ddpm"):
+    with pytest.raises(UnknownNameError, match="unknown sampler 'euler'; choose one of ddpm, ddim"):
         SamplingPipeline(model, schedule, image_shape=(1, 8, 8), sampler="euler")
     with pytest.raises(ValueError, match="DDIM steps"):
         SamplingPipeline(model, schedule, image_shape=(1, 8, 8), sampler="ddim", steps=T + 1)
 
 
-class RecordingFeatures(nn.Module):
+class RecordingFeatures(PixelStats):
     """Stand-in FID network that keeps every image it is shown."""
 
-    num_features = 4
     cache_key = "test-pipeline-recording-v1"
 
     def __init__(self) -> None:
@@ -78,8 +68,7 @@ class RecordingFeatures(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         self.seen.append(images.detach().to(torch.uint8).cpu())
-        x = images.float().flatten(1) / 255.0
-        return torch.stack([x.mean(1), x.std(1), x[:, :392].mean(1), (x > 0.5).float().mean(1)], dim=1)
+        return super().forward(images)
 
 
 def test_sample_and_evaluate_draw_the_same_images_from_one_checkpoint_and_seed(tmp_path: Path) -> None:
@@ -91,7 +80,7 @@ def test_sample_and_evaluate_draw_the_same_images_from_one_checkpoint_and_seed(t
             "output_dir": str(tmp_path / "run"),
         }
     )
-    data = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    data = seeded_images(8, size=28)
     run = train(cfg, images=data, model_factory=tiny_factory, progress=False)
 
     sampled = sample_to_folder(

@@ -19,15 +19,15 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from conftest import PixelStats, write_checkpoint
 from hqdm.cli import EXIT_USER_ERROR, build_parser, main
 from hqdm.config import Config, ConfigError, config_from_dict, config_to_dict, load_config
-from hqdm.diffusion import EMA
 from hqdm.experiments.budgets import BUDGETS, PAPER, SMOKE, get_budget
 from hqdm.experiments.evaluate import EvalSettings, sample_batches
 from hqdm.experiments.reproduce import COLUMNS, cell_config, plan_cells, reproduce_defalco2024
 from hqdm.experiments.tables import mean_std
 from hqdm.models import build_model
-from hqdm.train import TrainState, find_checkpoints, save_checkpoint
+from hqdm.train import find_checkpoints
 from hqdm.train import trainer as trainer_module
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -65,17 +65,6 @@ def tiny_model(name: str) -> nn.Module:
 
 def refuse_models(name: str, cfg: Config) -> nn.Module:
     raise AssertionError(f"a finished cell was recomputed ({name})")
-
-
-class PixelStats(nn.Module):
-    """4-feature stand-in for the FID network (it needs ``num_features`` and ``cache_key``)."""
-
-    num_features = 4
-    cache_key = "test-reproduce-pixel-stats-v1"
-
-    def forward(self, images: Tensor) -> Tensor:
-        x = images.float().flatten(1) / 255.0
-        return torch.stack([x.mean(1), x.std(1), x[:, :392].mean(1), (x > 0.5).float().mean(1)], dim=1)
 
 
 TEST_BUDGET = SMOKE.with_overrides(evaluation={"num_samples": 8, "batch_size": 3, "kid_subset_size": 4})
@@ -229,25 +218,9 @@ def test_budgets_fit_the_transfer_column_and_unknown_names_fail() -> None:
 @pytest.fixture(scope="module")
 def unet_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained real U-Net checkpoint on the embedded MNIST subset, with a 10-step schedule."""
-    cfg = config_from_dict(
-        {
-            "data": {"dataset": "embedded-mnist"},
-            "diffusion": {"num_timesteps": 10},
-            "training": {"device": "cpu"},
-        }
-    )
     torch.manual_seed(0)
-    model = build_model("unet")
-    return save_checkpoint(
-        tmp_path_factory.mktemp("run"),
-        TrainState(step=3, epoch=1, model_name="unet"),
-        model=model,
-        ema=EMA(model).shadow,
-        optimizer=torch.optim.Adam(model.parameters()),
-        generators={},
-        config=config_to_dict(cfg),
-        keep_last=1,
-    )
+    run_dir = tmp_path_factory.mktemp("run")
+    return write_checkpoint(run_dir, build_model("unet"), step=3, epoch=1, dataset="embedded-mnist")
 
 
 def test_evaluate_command_writes_json_and_table_line(

@@ -18,7 +18,7 @@ from torch import Tensor
 import hqdm.train.checkpoint as checkpoint_module
 from hqdm.train import StorageError, find_checkpoints, latest_checkpoint
 from hqdm.train.checkpoint import verify_checkpoint
-from test_train import images, make_cfg, run  # noqa: F401 (images is a fixture)
+from test_train import make_cfg, run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def _leftovers(run_dir: Path) -> list[str]:
 
 def test_a_full_disk_is_named_leaves_nothing_half_written_and_resume_works_once_freed(
     tmp_path: Path,
-    images: Tensor,  # noqa: F811 (the fixture imported from test_train)
+    images: Tensor,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     training = {"checkpoint_every": 2, "keep_last": 2}
@@ -111,17 +111,17 @@ def test_a_real_full_tmpfs_gives_a_one_line_error_and_resume_works_after_it_grow
 def test_other_writes_that_fail_for_space_or_permission_are_named_too(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from hqdm.cli import _report_error
+    from hqdm.cli.errors import report_error
 
-    _report_error(OSError(errno.EROFS, os.strerror(errno.EROFS), "runs/x/log.csv"))
+    report_error(OSError(errno.EROFS, os.strerror(errno.EROFS), "runs/x/log.csv"))
     err = capsys.readouterr().err
     assert err.startswith(
         "hqdm: error: StorageError: cannot write 'runs/x/log.csv': the folder is on a read-only"
     )
     assert "--resume" in err and len(err.splitlines()) == 1
-    _report_error(OSError(errno.EACCES, os.strerror(errno.EACCES), "runs/x"))  # Python's PermissionError
+    report_error(OSError(errno.EACCES, os.strerror(errno.EACCES), "runs/x"))  # Python's PermissionError
     assert capsys.readouterr().err.startswith(
         "hqdm: error: StorageError: cannot write 'runs/x': permission denied"
     )
-    _report_error(OSError(errno.ENOENT, os.strerror(errno.ENOENT), "missing.yaml"))  # not a storage fault
+    report_error(OSError(errno.ENOENT, os.strerror(errno.ENOENT), "missing.yaml"))  # not a storage fault
     assert capsys.readouterr().err.startswith("hqdm: error: FileNotFoundError: [Errno 2] No such file")

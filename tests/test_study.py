@@ -1,6 +1,6 @@
 """``hqdm study``: cells trained epoch by epoch, kept EMA weights, per-epoch evaluation, skip-on-rerun.
 
-Small stand-in models and a 4-feature stand-in for the Inception network (those of test_reproduce)."""
+Small stand-in models (those of test_reproduce) and a 4-feature stand-in for the Inception network."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import PixelStats
 from hqdm.cli import main
 from hqdm.config import ConfigError
 from hqdm.experiments.evaluate import EvalSettings
 from hqdm.experiments.study import StudySettings, run_study
-from test_reproduce import CountingFactory, PixelStats, refuse_models
+from test_reproduce import CountingFactory, refuse_models
 
 SETTINGS = StudySettings(
     epochs=2,

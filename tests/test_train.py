@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from conftest import checkpoint_tensors
 from hqdm.config import Config, config_from_dict
 from hqdm.precision import MixedPrecisionModel, autocast
 from hqdm.train import (
@@ -93,27 +94,12 @@ def make_cfg(out: Path, **sections: dict) -> Config:
     return config_from_dict(raw, check_names=False)  # names are stand-ins for Tiny; see test_config.py
 
 
-@pytest.fixture(scope="module")
-def images() -> Tensor:
-    gen = torch.Generator().manual_seed(0)
-    return torch.rand(18, 1, 8, 8, generator=gen) * 2 - 1  # 18 images, batch 4 -> 5 batches (last has 2)
-
-
 def run(cfg: Config, images: Tensor, **kwargs):
     return train(cfg, images=images, model_factory=tiny_factory, progress=False, **kwargs)
 
 
-def tensors(checkpoint: Path) -> dict[str, Tensor]:
-    out = {f"model/{k}": v for k, v in load_file(checkpoint / "model.safetensors").items()}
-    out |= {f"ema/{k}": v for k, v in load_file(checkpoint / "ema.safetensors").items()}
-    opt = torch.load(checkpoint / "optimizer.pt", weights_only=True)
-    for pid, slots in opt["state"].items():
-        out |= {f"adam/{pid}/{name}": torch.as_tensor(v) for name, v in slots.items()}
-    return out
-
-
 def assert_identical(a: Path, b: Path) -> None:
-    ta, tb = tensors(a), tensors(b)
+    ta, tb = checkpoint_tensors(a), checkpoint_tensors(b)
     assert ta.keys() == tb.keys()
     unequal = [k for k in ta if not torch.equal(ta[k], tb[k])]
     assert not unequal, f"tensors differ: {unequal}"
@@ -137,7 +123,7 @@ def test_same_seed_gives_identical_weights_and_other_seed_does_not(tmp_path: Pat
     c = run(make_cfg(tmp_path / "c", training={"seed": 8}), images)
     assert a.completed and a.state.step == 10
     assert_identical(a.final_checkpoint, b.final_checkpoint)
-    ta, tc = tensors(a.final_checkpoint), tensors(c.final_checkpoint)
+    ta, tc = checkpoint_tensors(a.final_checkpoint), checkpoint_tensors(c.final_checkpoint)
     assert not torch.equal(ta["model/out.weight"], tc["model/out.weight"])
 
 
@@ -234,7 +220,7 @@ def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(tmp_path: Path, imag
     last = latest_checkpoint(Path(cfg.output_dir))
     assert last.name == "step_0000006"
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in last.iterdir()}
-    assert all(torch.isfinite(v).all() for v in tensors(last).values())
+    assert all(torch.isfinite(v).all() for v in checkpoint_tensors(last).values())
     # nothing was written after the bad step
     assert [p.name for p in find_checkpoints(Path(cfg.output_dir))][-1] == "step_0000006"
     assert before == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in last.iterdir()}

@@ -18,6 +18,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from hqdm.registry import UnknownNameError
+
 __all__ = [
     "PRECISIONS",
     "MixedPrecisionModel",
@@ -50,7 +52,7 @@ def native_bf16(device: torch.device | str) -> bool:
 def resolve_precision(name: str, device: torch.device | str) -> Precision:
     """``"auto"`` -> ``"bf16"`` where :func:`native_bf16`, else ``"fp32"``; other names are checked."""
     if name not in PRECISIONS:
-        raise ValueError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
+        raise UnknownNameError("precision", name, PRECISIONS)
     if name == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     return name  # type: ignore[return-value]

@@ -17,6 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from hqdm.registry import UnknownNameError
+
 __all__ = [
     "NOISE_SOURCES",
     "GaussianNoise",
@@ -162,7 +164,7 @@ NOISE_SOURCES: dict[str, type] = {"gaussian": GaussianNoise, "quantum": QuantumN
 def make_noise_source(name: str, **options: Any) -> NoiseSource:
     """The noise source registered as ``name`` built with ``options`` (e.g. ``shots`` for "quantum")."""
     if name not in NOISE_SOURCES:
-        raise ValueError(f"unknown noise source {name!r}; choose one of {', '.join(NOISE_SOURCES)}")
+        raise UnknownNameError("noise source", name, NOISE_SOURCES)
     try:
         return NOISE_SOURCES[name](**options)
     except TypeError as err:  # unknown option names

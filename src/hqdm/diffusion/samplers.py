@@ -16,6 +16,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from hqdm.registry import lookup
+
 from .noise import GaussianNoise, NoiseSource, sample_noise
 from .process import EpsModel
 from .schedules import NoiseSchedule
@@ -25,7 +27,6 @@ __all__ = [
     "DDPMSampler",
     "Sampler",
     "StepSampler",
-    "UnknownSamplerError",
     "available_samplers",
     "make_sampler",
     "sampler_description",
@@ -51,13 +52,6 @@ class Sampler(Protocol):
     ) -> Tensor:
         """Generate a batch of ``shape`` (B, C, H, W) with values in [-1, 1]."""
         ...
-
-
-class UnknownSamplerError(KeyError):
-    """No sampler is registered under the requested name."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 @contextmanager
@@ -248,12 +242,7 @@ def available_samplers() -> list[str]:
 
 
 def _entry(kind: str) -> tuple[Callable[..., Sampler], tuple[str, ...]]:
-    try:
-        return _SAMPLERS[kind]
-    except KeyError:
-        raise UnknownSamplerError(
-            f"unknown sampler {kind!r}; available: {', '.join(available_samplers())}"
-        ) from None
+    return lookup(_SAMPLERS, kind, "sampler")
 
 
 def sampler_options(kind: str, **settings: object) -> dict[str, object]:

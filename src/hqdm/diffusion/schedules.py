@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from hqdm.registry import lookup
+
 __all__ = [
     "DEFAULT_NUM_TIMESTEPS",
     "InvalidScheduleError",
     "NoiseSchedule",
-    "UnknownScheduleError",
     "available_schedules",
     "cosine_betas",
     "custom_betas",
@@ -40,13 +41,6 @@ _REGISTRY: dict[str, BetasFactory] = {}
 
 class InvalidScheduleError(ValueError):
     """The betas (or the options that produce them) do not define a valid diffusion process."""
-
-
-class UnknownScheduleError(KeyError):
-    """No schedule is registered under the requested name."""
-
-    def __str__(self) -> str:  # KeyError would otherwise print the repr of the message
-        return str(self.args[0])
 
 
 def _validate_betas(betas: Tensor | Sequence[float]) -> Tensor:
@@ -141,12 +135,7 @@ def make_schedule(kind: str, num_timesteps: int | None = None, **options: object
     ``num_timesteps=None`` lets the schedule pick its default: 1000 for "cosine" and "linear",
     ``len(betas)`` for "custom".
     """
-    try:
-        factory = _REGISTRY[kind]
-    except KeyError:
-        raise UnknownScheduleError(
-            f"unknown noise schedule {kind!r}; available: {', '.join(available_schedules())}"
-        ) from None
+    factory = lookup(_REGISTRY, kind, "noise schedule")
     if num_timesteps is not None:
         options["num_timesteps"] = num_timesteps
     try:

@@ -29,6 +29,7 @@ from hqdm.files import atomic_write_text
 from hqdm.metrics import METRIC_NAMES, evaluate_images
 from hqdm.models.registry import count_parameters
 from hqdm.progress import progress_bar
+from hqdm.registry import UnknownNameError
 from hqdm.train.checkpoint import read_state, resolve_checkpoint
 from hqdm.train.sampling import load_checkpoint_model
 from hqdm.train.trainer import ModelFactory, default_model_factory
@@ -139,7 +140,7 @@ def sample_batches(
             eta=settings.eta,
             noise=make_noise_source(d.noise, **d.noise_options),  # as in training
         )
-    except (KeyError, ValueError) as err:
+    except (UnknownNameError, ValueError) as err:
         raise ConfigError(f"--sampler/--steps/--eta: {err}") from err
     bar = progress_bar(settings.num_samples, desc="sampling", unit="image", enabled=progress)
     try:

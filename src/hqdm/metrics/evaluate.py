@@ -24,6 +24,7 @@ from hqdm.metrics.scores import (
     kid_from_features,
 )
 from hqdm.metrics.ssim import NearestRealSSIM
+from hqdm.registry import UnknownNameError
 
 METRIC_NAMES = ("fid", "kid", "is", "ssim")
 IS_NEEDS_CLASSIFIER = (
@@ -39,7 +40,7 @@ def _validate_metrics(metrics: Sequence[str]) -> frozenset[str]:
         metrics = (metrics,)
     unknown = sorted(set(metrics) - set(METRIC_NAMES))
     if unknown:
-        raise ValueError(f"Unknown metric name(s) {unknown}; valid ones are {', '.join(METRIC_NAMES)}.")
+        raise UnknownNameError("metric", unknown[0], METRIC_NAMES)
     if not metrics:
         raise ValueError(f"No metric requested; choose from {', '.join(METRIC_NAMES)}.")
     return frozenset(metrics)

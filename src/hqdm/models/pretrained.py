@@ -21,6 +21,7 @@ from torch import nn
 from hqdm import __version__
 from hqdm.files import apply_umask
 from hqdm.models.registry import ModelSpec, build_model
+from hqdm.registry import UnknownNameError
 
 __all__ = [
     "FORMAT",
@@ -115,7 +116,7 @@ def load_pretrained(source: str | Path, *, device: torch.device | str = "cpu") -
         model = build_model(
             spec.name, in_channels=spec.in_channels, image_size=spec.image_size, semantics=spec.semantics
         )
-    except (KeyError, ValueError) as err:
+    except (KeyError, UnknownNameError, ValueError) as err:  # KeyError: a key missing from the config
         raise PretrainedError(
             f"{folder / CONFIG} does not describe a model this hqdm can build: {err}"
         ) from err

@@ -13,6 +13,7 @@ from hqdm.models.hybrid import QUANTUM_LAYER_TYPES, QFullResnetBlock, QResnetBlo
 from hqdm.models.lite import BottleneckCircuit, LiteUNet
 from hqdm.models.semantics import Semantics, resolve_semantics
 from hqdm.models.unet import UNet, check_image_size
+from hqdm.registry import lookup
 
 QUANV_LEVEL = 1  # the 14x14, 10-channel encoder level
 LITE_QUBITS, LITE_QUBITS_CPU, LITE_LAYERS = 16, 8, 3  # Chen et al. (2025): 16 qubits; 8 for CPU budgets
@@ -101,11 +102,10 @@ def build_model(
 
     The model carries how it was built as ``model.spec`` (:class:`ModelSpec`), which is what
     :func:`hqdm.models.pretrained.save_pretrained` writes next to its weights."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(list_models())}")
+    entry = lookup(_REGISTRY, name, "model")
     resolved = resolve_semantics(semantics)
     check_image_size(image_size)
-    model = _REGISTRY[name].build(in_channels, image_size, resolved)
+    model = entry.build(in_channels, image_size, resolved)
     model.spec = ModelSpec(name, resolved.name, in_channels, image_size)
     return model
 

@@ -18,6 +18,7 @@ from hqdm.diffusion import SamplingPipeline, make_noise_source, make_schedule
 from hqdm.models.pretrained import load_pretrained, read_pretrained_config
 from hqdm.precision import set_precision
 from hqdm.progress import progress_bar
+from hqdm.registry import UnknownNameError
 from hqdm.train.checkpoint import (
     CheckpointError,
     load_weights,
@@ -70,7 +71,7 @@ def load_checkpoint_model(
     model.to(device).eval()
     try:
         set_precision(model, precision or cfg.training.precision, device)
-    except ValueError as err:
+    except UnknownNameError as err:
         raise ConfigError(f"--precision: {err}") from err
     return model, raw
 
@@ -127,7 +128,7 @@ def load_pipeline(
         model = load_pretrained(folder, device=device)
         try:
             set_precision(model, precision or "auto", device)
-        except ValueError as err:
+        except UnknownNameError as err:
             raise ConfigError(f"--precision: {err}") from err
         diffusion = config_from_dict({"diffusion": config.get("diffusion", {})}, check_names=False).diffusion
         image_shape = (config["in_channels"], config["image_size"], config["image_size"])
@@ -149,7 +150,7 @@ def load_pipeline(
             eta=eta,
             noise=make_noise_source(diffusion.noise, **diffusion.noise_options),  # as in training
         )
-    except (KeyError, ValueError) as err:
+    except (UnknownNameError, ValueError) as err:
         raise ConfigError(f"--sampler/--steps/--eta: {err}") from err
     return pipe, folder
 
