@@ -279,7 +279,7 @@ def test_evaluation_samples_with_the_checkpoint_configs_noise(monkeypatch):
     """`hqdm evaluate` draws its sampler noise from diffusion.noise, as training did (each image's
     rows from its own stream of that source)."""
     import hqdm.diffusion.pipeline as pipeline
-    import hqdm.experiments.evaluate as evaluate
+    import hqdm.experiments.evaluate_checkpoint as evaluate
 
     seen = []
 

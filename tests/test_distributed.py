@@ -35,8 +35,8 @@ from hqdm.train.distributed import (
     shard_bounds,
     torchrun_env,
 )
+from hqdm.train.generate import generate_sharded
 from hqdm.train.logs import read_log
-from hqdm.train.sampling import generate_sharded
 from hqdm.train.trainer import Trainer, check_batch_split
 
 T = 50

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from conftest import seeded_images, write_checkpoint
 from hqdm.cli import main
 from hqdm.config import Config, config_from_dict
-from hqdm.experiments.evaluate import EvalSettings
+from hqdm.experiments.evaluate_checkpoint import EvalSettings
 from hqdm.experiments.reproduce import _reusable_evaluation
 from hqdm.models import build_model
 from hqdm.train import Trainer, resolve_checkpoint

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from conftest import PixelStats, TinyEps, seeded_images
 from hqdm.config import Config, config_from_dict
 from hqdm.diffusion import SamplingPipeline, image_seed, make_noise_source, make_schedule
-from hqdm.experiments.evaluate import EvalSettings, evaluate_checkpoint
+from hqdm.experiments.evaluate_checkpoint import EvalSettings, evaluate_checkpoint
 from hqdm.registry import UnknownNameError
 from hqdm.train import sample_to_folder, train
 

@@ -23,7 +23,7 @@ from conftest import PixelStats, write_checkpoint
 from hqdm.cli import EXIT_USER_ERROR, build_parser, main
 from hqdm.config import Config, ConfigError, config_from_dict, config_to_dict, load_config
 from hqdm.experiments.budgets import BUDGETS, PAPER, SMOKE, get_budget
-from hqdm.experiments.evaluate import EvalSettings, sample_batches
+from hqdm.experiments.evaluate_checkpoint import EvalSettings, sample_batches
 from hqdm.experiments.reproduce import COLUMNS, cell_config, plan_cells, reproduce_defalco2024
 from hqdm.experiments.tables import mean_std
 from hqdm.models import build_model

@@ -15,7 +15,7 @@ import torch
 from conftest import PixelStats
 from hqdm.cli import main
 from hqdm.config import ConfigError
-from hqdm.experiments.evaluate import EvalSettings
+from hqdm.experiments.evaluate_checkpoint import EvalSettings
 from hqdm.experiments.study import StudySettings, run_study
 from test_reproduce import CountingFactory, refuse_models
 

@@ -30,8 +30,8 @@ from hqdm.train import (
     train,
     transfer_weights,
 )
+from hqdm.train.generate import load_checkpoint_model
 from hqdm.train.logs import read_log
-from hqdm.train.sampling import load_checkpoint_model
 
 T = 50
 

@@ -46,7 +46,7 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
     def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
-        from hqdm.experiments.evaluate import EvalSettings
+        from hqdm.experiments.evaluate_checkpoint import EvalSettings
         from hqdm.experiments.study import StudySettings, run_study
 
         evaluation = EvalSettings(
@@ -175,7 +175,7 @@ def _hardware(parser: argparse.ArgumentParser) -> Runner:
 
         if args.action == "qasm":
             from hqdm.models.qasm_export import export_circuits
-            from hqdm.train.sampling import load_checkpoint_model
+            from hqdm.train.generate import load_checkpoint_model
 
             checkpoint = resolve_checkpoint(Path(args.checkpoint))
             model, _ = load_checkpoint_model(

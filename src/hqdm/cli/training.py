@@ -159,7 +159,7 @@ def _evaluate(parser: argparse.ArgumentParser) -> Runner:
     def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
-        from hqdm.experiments.evaluate import EvalSettings, evaluate_checkpoint, parse_metric_list
+        from hqdm.experiments.evaluate_checkpoint import EvalSettings, evaluate_checkpoint, parse_metric_list
         from hqdm.train import resolve_checkpoint
         from hqdm.train.trainer import resolve_device
 

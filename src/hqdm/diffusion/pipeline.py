@@ -5,7 +5,7 @@ reproductions) goes through :class:`SamplingPipeline`, so one checkpoint and one
 images wherever they are drawn. Image ``i`` of a request seeded ``seed`` comes from its own noise
 generator (:func:`image_seed`): an image does not depend on the batch size, on the batch it was drawn
 in, nor on the process that drew it, so a request can be cut into batches or shared out over processes
-(``hqdm.train.sampling.generate_sharded``) and still give the same images.
+(``hqdm.train.generate.generate_sharded``) and still give the same images.
 """
 
 from __future__ import annotations

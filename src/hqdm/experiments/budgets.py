@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hqdm.config import ConfigError
-from hqdm.experiments.evaluate import EvalSettings
+from hqdm.experiments.evaluate_checkpoint import EvalSettings
 
 __all__ = ["BUDGETS", "Budget", "get_budget"]
 

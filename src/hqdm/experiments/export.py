@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from hqdm.config import config_from_dict
-from hqdm.experiments.evaluate import EvalSettings, evaluate_command
+from hqdm.experiments.evaluate_checkpoint import EvalSettings, evaluate_command
 from hqdm.models.pretrained import save_pretrained
 from hqdm.models.registry import count_parameters
 from hqdm.train.checkpoint import read_state, resolve_checkpoint
-from hqdm.train.sampling import load_checkpoint_model
+from hqdm.train.generate import load_checkpoint_model
 
 __all__ = ["export_pretrained", "model_card"]
 

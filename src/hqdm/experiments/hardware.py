@@ -22,7 +22,12 @@ import torch
 from torch import Tensor, nn
 
 from hqdm.config import ConfigError, config_from_dict
-from hqdm.experiments.evaluate import EvalSettings, package_versions, real_reference_images, sample_batches
+from hqdm.experiments.evaluate_checkpoint import (
+    EvalSettings,
+    package_versions,
+    real_reference_images,
+    sample_batches,
+)
 from hqdm.experiments.hardware_report import write_hardware_report
 from hqdm.files import atomic_write_text
 from hqdm.metrics import evaluate_images
@@ -31,8 +36,8 @@ from hqdm.quantum.errors import MeasurementError
 from hqdm.quantum.measurement import DEFAULT_TRAJECTORIES, Measurement
 from hqdm.quantum.noise_levels import NOISE_LEVELS, noise_from_text
 from hqdm.train.checkpoint import resolve_checkpoint
+from hqdm.train.generate import load_checkpoint_model
 from hqdm.train.io import save_grid_png
-from hqdm.train.sampling import load_checkpoint_model
 from hqdm.train.trainer import ModelFactory, default_model_factory
 
 EXACT = "exact"

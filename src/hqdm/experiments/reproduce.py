@@ -28,7 +28,7 @@ from torch import nn
 
 from hqdm.config import Config, ConfigError, config_from_dict, config_to_dict
 from hqdm.experiments.budgets import Budget, get_budget
-from hqdm.experiments.evaluate import (
+from hqdm.experiments.evaluate_checkpoint import (
     EVALUATION_JSON,
     EvalSettings,
     evaluate_checkpoint,

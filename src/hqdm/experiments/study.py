@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from hqdm.config import Config, ConfigError, config_from_dict
 from hqdm.data import load_dataset
 from hqdm.diffusion import sampler_label
-from hqdm.experiments.evaluate import EVALUATION_JSON, EvalSettings, evaluate_checkpoint
+from hqdm.experiments.evaluate_checkpoint import EVALUATION_JSON, EvalSettings, evaluate_checkpoint
 from hqdm.experiments.study_report import write_report
 from hqdm.files import atomic_write_text
 from hqdm.train import latest_checkpoint, read_state, train

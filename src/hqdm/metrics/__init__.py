@@ -6,7 +6,7 @@ See docs/metrics.md for the network, the exact preprocessing, caching and metric
 from hqdm.metrics.batches import PrecomputedFeatures, iter_image_batches
 from hqdm.metrics.cache import default_cache_dir, real_features, real_images_key
 from hqdm.metrics.errors import FIDWeightsHashError, FIDWeightsNotFoundError, ImageInputError, MetricsError
-from hqdm.metrics.evaluate import METRIC_NAMES, evaluate_images
+from hqdm.metrics.evaluate_images import METRIC_NAMES, evaluate_images
 from hqdm.metrics.inception import FIDInceptionFeatures, InceptionClassifier, InceptionPreprocess
 from hqdm.metrics.resize import RESIZE_MODES, TF1_BILINEAR, TORCH_BILINEAR, resize_images, resize_tf1_bilinear
 from hqdm.metrics.scores import fid_from_features, inception_score_from_logits, kid_from_features

@@ -10,7 +10,7 @@ from hqdm.train.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from hqdm.train.sampling import SampleResult, load_checkpoint_model, load_pipeline, sample_to_folder
+from hqdm.train.generate import SampleResult, load_checkpoint_model, load_pipeline, sample_to_folder
 from hqdm.train.trainer import (
     NonFiniteLossError,
     Phase,

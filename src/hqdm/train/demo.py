@@ -19,8 +19,8 @@ import torch
 
 from hqdm.config import Config, ConfigError, apply_overrides, config_from_dict
 from hqdm.models.pretrained import read_pretrained_config, shipped_models
+from hqdm.train.generate import SampleResult, load_pipeline, sample_to_folder
 from hqdm.train.io import save_labelled_grids_png
-from hqdm.train.sampling import SampleResult, load_pipeline, sample_to_folder
 from hqdm.train.trainer import RunResult, train
 
 __all__ = [

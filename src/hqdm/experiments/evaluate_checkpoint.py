@@ -31,7 +31,7 @@ from hqdm.models.registry import count_parameters
 from hqdm.progress import progress_bar
 from hqdm.registry import UnknownNameError
 from hqdm.train.checkpoint import read_state, resolve_checkpoint
-from hqdm.train.sampling import load_checkpoint_model
+from hqdm.train.generate import load_checkpoint_model
 from hqdm.train.trainer import ModelFactory, default_model_factory
 
 __all__ = [
