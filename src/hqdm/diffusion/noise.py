@@ -114,7 +114,7 @@ class QuantumNoise:
     def _wire_probabilities(self) -> Tensor:
         """(n_qubits,) float64: the probability of measuring 1 on each wire, from the engine."""
         from hqdm.quantum import chen_circuit
-        from hqdm.quantum.simulator import compile_circuit, simulate
+        from hqdm.quantum.engine import compile_circuit, simulate
 
         circuit = chen_circuit(self.n_qubits, self.n_layers, variant=self.variant)
         gen = torch.Generator().manual_seed(self.weight_seed)

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from hqdm.precision import MixedPrecisionModel, autocast
 from hqdm.quantum.circuits import chen_circuit
+from hqdm.quantum.engine import compile_circuit, simulate
 from hqdm.quantum.measured_layer import MeasuredLayer
-from hqdm.quantum.simulator import compile_circuit, simulate
 
 __all__ = ["BottleneckCircuit", "LiteUNet", "QuantumChannelGate", "timestep_embedding"]
 

@@ -15,9 +15,9 @@ from torch import nn
 from hqdm.files import atomic_write_text
 from hqdm.models.lite import BottleneckCircuit
 from hqdm.models.measurement import quantum_layers
+from hqdm.quantum.engine import compile_circuit, simulate
 from hqdm.quantum.layers import PatchCircuit
 from hqdm.quantum.qasm import to_openqasm
-from hqdm.quantum.simulator import compile_circuit, simulate
 
 MANIFEST = "circuits.json"
 EXAMPLE_SEED = 0

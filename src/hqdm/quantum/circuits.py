@@ -2,7 +2,7 @@
 
 Gate orders and angle indices follow ``docs/circuits.md`` (pinned down from the paper and the authors'
 reference code). A circuit knows nothing about how it is simulated: the batched torch engine
-(:mod:`hqdm.quantum.simulator`) and the PennyLane export (:mod:`hqdm.quantum.pennylane_export`) both read
+(:mod:`hqdm.quantum.engine`) and the PennyLane export (:mod:`hqdm.quantum.pennylane_export`) both read
 the same gate list.
 """
 

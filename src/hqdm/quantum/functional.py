@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from hqdm.quantum.circuits import ANGLES_PER_LAYER, ANSATZ_WIRES, build_circuit, check_ansatz
+from hqdm.quantum.engine import compile_circuit, simulate
 from hqdm.quantum.measurement import Measurement, measured_expvals
 from hqdm.quantum.noise_model import NoiseModel
-from hqdm.quantum.simulator import compile_circuit, simulate
 
 DTYPES = (torch.complex64, torch.complex128)
 

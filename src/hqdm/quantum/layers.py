@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from hqdm.quantum.circuits import ANGLES_PER_LAYER, ANSATZ_WIRES, build_circuit, check_ansatz
+from hqdm.quantum.engine import compile_circuit, simulate
 from hqdm.quantum.measured_layer import MeasuredLayer
-from hqdm.quantum.simulator import compile_circuit, simulate
 
 WIRE_ORDERS = ("channel-major", "pixel-major")
 
