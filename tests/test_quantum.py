@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hqdm.quantum import PatchCircuit, Quanvolution, expvals, to_pennylane
+from hqdm.registry import UnknownNameError
 
 # ---------------------------------------------------------------------------------------------------
 # Reference circuits written directly from the spec (not from hqdm's gate lists).
@@ -163,7 +164,7 @@ def test_reference_code_hqconv_leaves_untouched_wires_at_cos_x():
         ({"ansatz": "fqconv", "inputs": torch.zeros(2, 12), "weights": torch.zeros(72)}, ValueError, "24"),
         (
             {"ansatz": "hqconv2", "inputs": torch.zeros(2, 12), "weights": torch.zeros(3, 28)},
-            ValueError,
+            UnknownNameError,
             "ansatz",
         ),
         (
