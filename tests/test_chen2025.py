@@ -25,7 +25,7 @@ from hqdm.experiments.chen2025 import BUDGETS, reproduce_chen2025
 from hqdm.models import build_model, count_parameters
 from hqdm.models.lite import BottleneckCircuit
 from hqdm.quantum import chen_circuit, to_pennylane
-from hqdm.quantum.simulator import compile_circuit, simulate
+from hqdm.quantum.engine import compile_circuit, simulate
 from hqdm.registry import UnknownNameError
 from hqdm.train import Trainer
 

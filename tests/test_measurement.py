@@ -54,7 +54,7 @@ def test_shot_estimates_are_unbiased_with_binomial_variance(circuit: Circuit, re
 
 
 def expvals_of(circuit: Circuit, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    from hqdm.quantum.simulator import compile_circuit, simulate
+    from hqdm.quantum.engine import compile_circuit, simulate
 
     return simulate(compile_circuit(circuit), x, w, dtype=torch.complex128)[0]
 

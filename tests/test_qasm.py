@@ -14,8 +14,8 @@ from hqdm.models import build_model
 from hqdm.models.qasm_export import export_circuits
 from hqdm.quantum import to_pennylane
 from hqdm.quantum.circuits import Circuit, build_circuit, chen_circuit
+from hqdm.quantum.engine import compile_circuit, simulate
 from hqdm.quantum.qasm import pennylane_loadable, to_openqasm
-from hqdm.quantum.simulator import compile_circuit, simulate
 
 pytest.importorskip("openqasm3", reason="PennyLane's QASM 3 loader needs openqasm3[parser]")
 

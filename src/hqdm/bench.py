@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from hqdm.bench_results import Table
+from hqdm.quantum.circuits import ansatzes
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-ANSATZ_ANGLES = {"hqconv": 28, "fqconv": 24}
+ANSATZ_ANGLES = {name: a.angles_per_layer for name, a in ansatzes(wires=12).items()}
 
 
 def _rss_mb() -> float:

@@ -3,7 +3,7 @@
 A model that supports it (:class:`MixedPrecisionModel`) runs its forward under ``torch.autocast`` when its
 ``precision`` is ``"bf16"``: convolutions and matrix products take bfloat16 operands and accumulate in
 float32; normalisation statistics, the loss, the optimiser and the weights stay float32. Quantum circuits
-are always simulated in complex64/complex128 (:func:`hqdm.quantum.simulator.simulate` turns autocast off).
+are always simulated in complex64/complex128 (:func:`hqdm.quantum.engine.simulate` turns autocast off).
 ``precision`` is a plain attribute, not a parameter: it is not saved with the weights, and the same
 weights can be sampled in either precision.
 """

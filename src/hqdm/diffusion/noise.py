@@ -116,13 +116,15 @@ class QuantumNoise:
     def _wire_probabilities(self) -> Tensor:
         """(n_qubits,) float64: the probability of measuring 1 on each wire, from the engine."""
         from hqdm.quantum import chen_circuit
-        from hqdm.quantum.simulator import compile_circuit, simulate
+        from hqdm.quantum.circuit_layer import CircuitLayer
 
         circuit = chen_circuit(self.n_qubits, self.n_layers, variant=self.variant)
         gen = torch.Generator().manual_seed(self.weight_seed)
-        weights = torch.rand(1, circuit.n_weights, generator=gen, dtype=torch.float64) * 2 * math.pi
+        weights = torch.rand(circuit.n_weights, generator=gen, dtype=torch.float64) * 2 * math.pi
+        layer = CircuitLayer(circuit, weights, sim_dtype=torch.complex128)
         angles = torch.full((1, 1, self.n_qubits), self.angle, dtype=torch.float64)
-        z = simulate(compile_circuit(circuit), angles, weights, dtype=torch.complex128)[0, 0]
+        with torch.no_grad():  # fixed weights: nothing here is trained
+            z = layer.expvals(angles)[0, 0]
         p = ((1.0 - z) / 2.0).clamp(0.0, 1.0)
         if (p * (1 - p) * self.shots < 1e-6).any():
             raise ValueError(

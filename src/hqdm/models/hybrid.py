@@ -11,20 +11,20 @@ from torch import Tensor, nn
 
 from hqdm.models.blocks import FiLM, WSConv2d, group_norm, norm_film_silu
 from hqdm.models.semantics import Semantics, resolve_semantics
+from hqdm.quantum.circuits import ansatzes
 from hqdm.quantum.layers import PatchCircuit, Quanvolution
+from hqdm.registry import lookup
 
 CIRCUIT_LAYERS = 3  # HQConv / FQConv depth in the paper
 BASIC_LAYERS = 4  # BasicEntangler depth on the full vertex's last channel
 CHANNELS_PER_CIRCUIT = 3  # 3 channels x 2x2 pixels = 12 qubits
-QUANTUM_ANSATZE = ("hqconv", "fqconv")
 QUANTUM_LAYER_TYPES: tuple[type[nn.Module], ...] = (PatchCircuit, Quanvolution)
 
 
 def _check_ansatz(ansatz: str) -> None:
-    if ansatz not in QUANTUM_ANSATZE:
-        raise ValueError(
-            f"unknown ansatz {ansatz!r} for a 12-qubit block; choose one of {list(QUANTUM_ANSATZE)}"
-        )
+    """A block's circuit reads CHANNELS_PER_CIRCUIT channels of a 2x2 map: any registered ansatz on that
+    many wires fits."""
+    lookup(ansatzes(wires=4 * CHANNELS_PER_CIRCUIT), ansatz, "12-qubit ansatz")
 
 
 def _circuit_bank(n: int, ansatz: str, n_layers: int, semantics: Semantics) -> PatchCircuit:

@@ -19,9 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hqdm.precision import MixedPrecisionModel, autocast
+from hqdm.quantum.circuit_layer import CircuitLayer
 from hqdm.quantum.circuits import chen_circuit
-from hqdm.quantum.measured_layer import MeasuredLayer
-from hqdm.quantum.simulator import compile_circuit, simulate
 
 __all__ = ["BottleneckCircuit", "LiteUNet", "QuantumChannelGate", "timestep_embedding"]
 
@@ -60,7 +59,7 @@ class ResidualBlock(nn.Module):
         return F.silu(x + self.body(x))
 
 
-class BottleneckCircuit(MeasuredLayer, nn.Module):
+class BottleneckCircuit(CircuitLayer):
     """``<Z>`` of every wire of ``chen_circuit(n_qubits, n_layers)`` for angles (B, n_qubits), batched.
 
     The trainable circuit angles start uniform in [0, 2 pi). Differentiable in the input angles and the
@@ -75,20 +74,14 @@ class BottleneckCircuit(MeasuredLayer, nn.Module):
         variant: str = "paper",
         sim_dtype: torch.dtype = torch.complex64,
     ) -> None:
-        super().__init__()
-        self.definition = chen_circuit(n_qubits, n_layers, variant=variant)
-        self.n_qubits, self.n_layers, self.variant, self.sim_dtype = n_qubits, n_layers, variant, sim_dtype
-        self.plan = compile_circuit(self.definition)
-        self.weights = nn.Parameter(torch.rand(self.definition.n_weights) * 2 * math.pi)
-        self.measure(None)
+        circuit = chen_circuit(n_qubits, n_layers, variant=variant)
+        super().__init__(circuit, torch.rand(circuit.n_weights) * 2 * math.pi, sim_dtype=sim_dtype)
+        self.n_qubits, self.n_layers, self.variant = n_qubits, n_layers, variant
 
     def forward(self, angles: Tensor) -> Tensor:
         if angles.dim() != 2 or angles.shape[1] != self.n_qubits:
             raise ValueError(f"expected angles of shape (B, {self.n_qubits}), got {tuple(angles.shape)}")
-        if self.measurement is None:
-            z = simulate(self.plan, angles[None], self.weights[None], dtype=self.sim_dtype)[0]
-        else:
-            z = self.measured_expvals(self.definition, angles[None], self.weights[None], self.sim_dtype)[0]
+        z = self.expvals(angles[None])[0]
         return z.to(torch.promote_types(angles.dtype, z.dtype))  # float32 also for bf16 angles
 
     def extra_repr(self) -> str:

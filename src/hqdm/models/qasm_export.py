@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from hqdm.files import atomic_write_text
-from hqdm.models.lite import BottleneckCircuit
 from hqdm.models.measurement import quantum_layers
+from hqdm.quantum.circuit_layer import CircuitLayer
+from hqdm.quantum.engine import compile_circuit, simulate
 from hqdm.quantum.layers import PatchCircuit
 from hqdm.quantum.qasm import to_openqasm
-from hqdm.quantum.simulator import compile_circuit, simulate
 
 MANIFEST = "circuits.json"
 EXAMPLE_SEED = 0
@@ -38,10 +38,8 @@ def _wire_inputs(layer: nn.Module, index: int) -> str:
 
 def _circuit_angles(layer: nn.Module) -> torch.Tensor:
     """(circuits, n_weights) trained angles in radians, as the layer feeds them to its circuit."""
-    if isinstance(layer, PatchCircuit):
-        return (layer.weights.detach() * layer.angle_scale).reshape(layer.n_circuits, -1)
-    if isinstance(layer, BottleneckCircuit):
-        return layer.weights.detach().reshape(1, -1)
+    if isinstance(layer, CircuitLayer):
+        return layer.circuit_angles().detach()
     raise TypeError(f"no QASM export for {type(layer).__name__}")
 
 

@@ -1,5 +1,6 @@
 """Quantum circuits as data, a fast batched simulator, torch layers and a PennyLane export."""
 
+from hqdm.quantum.circuit_layer import CircuitLayer
 from hqdm.quantum.circuits import (
     ANGLES_PER_LAYER,
     ANSATZ_WIRES,
@@ -9,6 +10,7 @@ from hqdm.quantum.circuits import (
     Gate,
     build_circuit,
     chen_circuit,
+    register_ansatz,
 )
 from hqdm.quantum.functional import expvals
 from hqdm.quantum.layers import PatchCircuit, Quanvolution
@@ -20,11 +22,13 @@ __all__ = [
     "ANSATZ_WIRES",
     "VARIANTS",
     "Circuit",
+    "CircuitLayer",
     "Gate",
     "PatchCircuit",
     "Quanvolution",
     "build_circuit",
     "chen_circuit",
     "expvals",
+    "register_ansatz",
     "to_pennylane",
 ]

@@ -2,23 +2,25 @@
 
 Gate orders and angle indices follow ``docs/circuits.md`` (pinned down from the paper and the authors'
 reference code). A circuit knows nothing about how it is simulated: the batched torch engine
-(:mod:`hqdm.quantum.simulator`) and the PennyLane export (:mod:`hqdm.quantum.pennylane_export`) both read
+(:mod:`hqdm.quantum.engine`) and the PennyLane export (:mod:`hqdm.quantum.pennylane_export`) both read
 the same gate list.
+
+An ansatz is one layer builder registered with :func:`register_ansatz`; its name then works everywhere a
+name is accepted (:func:`build_circuit`, :func:`hqdm.quantum.expvals`, the layers, the models' blocks).
+Everything else about it (name lists, qubit counts, weight shapes) is read from :data:`ANSATZ_REGISTRY`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from hqdm.registry import lookup
+
 GateName = Literal["RX", "RY", "RZ", "CRX", "CRZ", "CNOT"]
 Encoding = Literal["RX", "RY"]
-ANSATZES = ("hqconv", "fqconv", "basic")
 VARIANTS = ("paper", "reference-code")
-
-#: qubits and angles per layer of each ansatz
-ANSATZ_WIRES = {"hqconv": 12, "fqconv": 12, "basic": 4}
-ANGLES_PER_LAYER = {"hqconv": 28, "fqconv": 24, "basic": 4}
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,77 @@ class Circuit:
         return tuple(Gate(self.encoding, (w,), input=w) for w in range(self.n_wires))
 
 
+#: ``layer(offset, n_wires, variant)``: the gates of one layer, its angles indexed from ``offset``
+LayerBuilder = Callable[[int, int, str], list[Gate]]
+
+
+@dataclass(frozen=True)
+class Ansatz:
+    """A registered ansatz: ``layer`` builds one of its layers on ``wires`` qubits with ``angles_per_layer``
+    angles (see :data:`LayerBuilder`)."""
+
+    name: str
+    wires: int
+    angles_per_layer: int
+    layer: LayerBuilder
+
+
+#: every ansatz by name, in registration order; filled by :func:`register_ansatz`
+ANSATZ_REGISTRY: dict[str, Ansatz] = {}
+
+
+def register_ansatz(
+    name: str, *, wires: int, angles_per_layer: int
+) -> Callable[[LayerBuilder], LayerBuilder]:
+    """Decorator: register a layer builder as the ansatz ``name``; the builder is returned unchanged."""
+
+    def register(layer: LayerBuilder) -> LayerBuilder:
+        if name in ANSATZ_REGISTRY:  # a silent replacement would change every model built from the name
+            raise ValueError(f"ansatz {name!r} is already registered")
+        ANSATZ_REGISTRY[name] = Ansatz(name, wires, angles_per_layer, layer)
+        return layer
+
+    return register
+
+
+def ansatzes(*, wires: int | None = None) -> dict[str, Ansatz]:
+    """The registered ansatzes (only those on ``wires`` qubits if given), by name."""
+    return {name: a for name, a in ANSATZ_REGISTRY.items() if wires is None or a.wires == wires}
+
+
+class _AnsatzField(Mapping[str, int]):
+    """One field of every registered ansatz by name, read live from the registry (so an ansatz registered
+    later appears too)."""
+
+    def __init__(self, field: str) -> None:
+        self._field = field
+
+    def __getitem__(self, name: str) -> int:
+        return getattr(ANSATZ_REGISTRY[name], self._field)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(ANSATZ_REGISTRY)
+
+    def __len__(self) -> int:
+        return len(ANSATZ_REGISTRY)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+#: the registered names, qubits and angles per layer of each ansatz (live views of the registry)
+ANSATZES = ANSATZ_REGISTRY.keys()
+ANSATZ_WIRES: Mapping[str, int] = _AnsatzField("wires")
+ANGLES_PER_LAYER: Mapping[str, int] = _AnsatzField("angles_per_layer")
+
+
 def _pair(ctrl: int, tgt: int, first_angle: int) -> list[Gate]:
     """A CRZ then a CRX on the same (control, target) pair with consecutive angles."""
     return [Gate("CRZ", (ctrl, tgt), first_angle), Gate("CRX", (ctrl, tgt), first_angle + 1)]
 
 
-def _hqconv_layer(offset: int, variant: str) -> list[Gate]:
+@register_ansatz("hqconv", wires=12, angles_per_layer=28)
+def _hqconv_layer(offset: int, n_wires: int, variant: str) -> list[Gate]:
     gates: list[Gate] = []
     if variant == "reference-code":
         # The reference loop over A blocks runs zero times; the B blocks read angles 0-3 of the layer.
@@ -78,7 +145,8 @@ def _hqconv_layer(offset: int, variant: str) -> list[Gate]:
     return gates + _pair(4, 8, offset + 24) + _pair(0, 4, offset + 26)
 
 
-def _fqconv_layer(offset: int) -> list[Gate]:
+@register_ansatz("fqconv", wires=12, angles_per_layer=24)
+def _fqconv_layer(offset: int, n_wires: int, variant: str) -> list[Gate]:
     gates: list[Gate] = []
     # (controlled group, control group): each group is controlled by the next one cyclically.
     for pair_index, (tgt_first, ctrl_first) in enumerate(((8, 0), (4, 8), (0, 4))):
@@ -89,7 +157,8 @@ def _fqconv_layer(offset: int) -> list[Gate]:
     return gates
 
 
-def _basic_layer(offset: int, n_wires: int) -> list[Gate]:
+@register_ansatz("basic", wires=4, angles_per_layer=4)
+def _basic_layer(offset: int, n_wires: int, variant: str) -> list[Gate]:
     """PennyLane's BasicEntanglerLayers with RX rotations: one RX per wire, then a CNOT ring."""
     gates = [Gate("RX", (w,), offset + w) for w in range(n_wires)]
     return gates + [Gate("CNOT", (w, (w + 1) % n_wires)) for w in range(n_wires)]
@@ -97,20 +166,14 @@ def _basic_layer(offset: int, n_wires: int) -> list[Gate]:
 
 def build_circuit(ansatz: str, n_layers: int, *, variant: str = "paper") -> Circuit:
     """The circuit of ``n_layers`` layers of ``ansatz`` in gate order, weights flattened layer-major."""
-    check_ansatz(ansatz, variant)
+    entry = check_ansatz(ansatz, variant)
     if not isinstance(n_layers, int) or n_layers < 1:
         raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
-    per_layer = ANGLES_PER_LAYER[ansatz]
+    per_layer = entry.angles_per_layer
     gates: list[Gate] = []
     for layer in range(n_layers):
-        offset = layer * per_layer
-        if ansatz == "hqconv":
-            gates += _hqconv_layer(offset, variant)
-        elif ansatz == "fqconv":
-            gates += _fqconv_layer(offset)
-        else:
-            gates += _basic_layer(offset, ANSATZ_WIRES["basic"])
-    return Circuit(ANSATZ_WIRES[ansatz], tuple(gates), n_layers * per_layer, f"{ansatz}-{variant}-{n_layers}")
+        gates += entry.layer(layer * per_layer, entry.wires, variant)
+    return Circuit(entry.wires, tuple(gates), n_layers * per_layer, f"{ansatz}-{variant}-{n_layers}")
 
 
 def chen_circuit(n_wires: int = 16, n_layers: int = 1, *, variant: str = "paper") -> Circuit:
@@ -141,8 +204,10 @@ def chen_circuit(n_wires: int = 16, n_layers: int = 1, *, variant: str = "paper"
     return Circuit(n_wires, tuple(gates), n_weights, f"chen-{variant}-{n_wires}w-{n_layers}", encoding="RY")
 
 
-def check_ansatz(ansatz: str, variant: str) -> None:
-    if ansatz not in ANSATZES:
-        raise ValueError(f"unknown ansatz {ansatz!r}: choose one of {', '.join(ANSATZES)}")
+def check_ansatz(ansatz: str, variant: str) -> Ansatz:
+    """The registered ansatz ``ansatz`` (:class:`~hqdm.registry.UnknownNameError` if there is none), after
+    checking ``variant``."""
+    entry = lookup(ANSATZ_REGISTRY, ansatz, "ansatz")
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+    return entry

@@ -7,20 +7,21 @@ import math
 import torch
 from torch import nn
 
-from hqdm.quantum.circuits import ANGLES_PER_LAYER, ANSATZ_WIRES, build_circuit, check_ansatz
-from hqdm.quantum.measured_layer import MeasuredLayer
-from hqdm.quantum.simulator import compile_circuit, simulate
+from hqdm.quantum.circuit_layer import CircuitLayer
+from hqdm.quantum.circuits import Circuit, build_circuit, check_ansatz
 
 WIRE_ORDERS = ("channel-major", "pixel-major")
 
 
-class PatchCircuit(MeasuredLayer, nn.Module):
+class PatchCircuit(CircuitLayer):
     """Maps (N, C, 2, 2) patches to ``<Z>`` of the circuit's wires, written back to the same positions.
 
-    12-qubit ansatzes (``hqconv``, ``fqconv``) take C = 3 channels x 4 pixels per circuit; ``basic`` takes
-    C = 1 channel (4 wires, pixels row-major). ``n_circuits`` > 1 holds that many independent circuits of the
-    same ansatz and runs them in one simulator call: the input then has ``n_circuits`` times the channels and
-    circuit i reads channel block i.
+    ``ansatz`` is a registered name (``n_layers`` layers of it, weights (n_layers, angles_per_layer)) or a
+    :class:`~hqdm.quantum.circuits.Circuit` on a multiple of 4 wires (weights (n_weights,); ``n_layers`` and
+    ``variant`` are then not used). 12-qubit ansatzes (``hqconv``, ``fqconv``) take C = 3 channels x 4
+    pixels per circuit; ``basic`` takes C = 1 channel (4 wires, pixels row-major). ``n_circuits`` > 1 holds
+    that many independent circuits of the same ansatz and runs them in one simulator call: the input then
+    has ``n_circuits`` times the channels and circuit i reads channel block i.
 
     ``wire_order``: ``"channel-major"`` (the paper: wires 0-3 = channel 0, row-major pixels) or
     ``"pixel-major"`` (the reference code: wire i holds pixel i // 3, channel i % 3).
@@ -31,8 +32,8 @@ class PatchCircuit(MeasuredLayer, nn.Module):
 
     def __init__(
         self,
-        ansatz: str,
-        n_layers: int,
+        ansatz: str | Circuit,
+        n_layers: int | None = None,
         *,
         variant: str = "paper",
         wire_order: str = "channel-major",
@@ -40,23 +41,22 @@ class PatchCircuit(MeasuredLayer, nn.Module):
         n_circuits: int = 1,
         sim_dtype: torch.dtype = torch.complex64,
     ) -> None:
-        super().__init__()
-        check_ansatz(ansatz, variant)
+        circuit, shape = _circuit_and_weight_shape(ansatz, n_layers, variant)
         if wire_order not in WIRE_ORDERS:
             raise ValueError(f"unknown wire_order {wire_order!r}: choose one of {', '.join(WIRE_ORDERS)}")
         if n_circuits < 1:
             raise ValueError(f"n_circuits must be at least 1, got {n_circuits}")
-        self.ansatz, self.variant, self.wire_order = ansatz, variant, wire_order
-        self.n_layers, self.n_circuits, self.angle_scale = n_layers, n_circuits, float(angle_scale)
-        self.sim_dtype = sim_dtype
-        self.channels = ANSATZ_WIRES[ansatz] // 4
-        self.definition = build_circuit(ansatz, n_layers, variant=variant)
-        self.plan = compile_circuit(self.definition)
-        self.measure(None)
-        shape = (n_layers, ANGLES_PER_LAYER[ansatz])
         if n_circuits > 1:
             shape = (n_circuits, *shape)
-        self.weights = nn.Parameter(torch.rand(shape) * (2 * math.pi / self.angle_scale))
+        angle_scale = float(angle_scale)
+        super().__init__(circuit, torch.rand(shape) * (2 * math.pi / angle_scale), sim_dtype=sim_dtype)
+        self.ansatz = ansatz if isinstance(ansatz, str) else circuit.name
+        self.variant, self.wire_order = variant, wire_order
+        self.n_layers, self.n_circuits, self.angle_scale = n_layers, n_circuits, angle_scale
+        self.channels = circuit.n_wires // 4
+
+    def circuit_angles(self) -> torch.Tensor:
+        return (self.weights * self.angle_scale).reshape(self.n_circuits, -1)
 
     def _to_wires(self, x: torch.Tensor) -> torch.Tensor:
         """(N, K*C, 2, 2) -> (K, N, 4*C) in the chosen wire order."""
@@ -77,18 +77,35 @@ class PatchCircuit(MeasuredLayer, nn.Module):
         expected = self.n_circuits * self.channels
         if x.dim() != 4 or x.shape[1:] != (expected, 2, 2):
             raise ValueError(f"PatchCircuit expects (N, {expected}, 2, 2) patches, got {tuple(x.shape)}")
-        weights = (self.weights * self.angle_scale).reshape(self.n_circuits, -1)
-        if self.measurement is None:
-            z = simulate(self.plan, self._to_wires(x), weights, dtype=self.sim_dtype)
-        else:
-            z = self.measured_expvals(self.definition, self._to_wires(x), weights, self.sim_dtype)
+        z = self.expvals(self._to_wires(x))
         return self._from_wires(z).to(torch.promote_types(x.dtype, z.dtype))  # float32 also for bf16 x
 
     def extra_repr(self) -> str:
+        # layers and variant only describe a circuit built from a name; a Circuit's name says the rest
+        built = f", layers={self.n_layers}" if self.n_layers is not None else ""
+        variant = f", variant={self.variant}" if self.n_layers is not None else ""
         return (
-            f"{self.ansatz}, layers={self.n_layers}, circuits={self.n_circuits}, variant={self.variant}, "
+            f"{self.ansatz}{built}, circuits={self.n_circuits}{variant}, "
             f"wire_order={self.wire_order}, angle_scale={self.angle_scale:g}"
         )
+
+
+def _circuit_and_weight_shape(
+    ansatz: str | Circuit, n_layers: int | None, variant: str
+) -> tuple[Circuit, tuple[int, ...]]:
+    """The circuit of a patch layer and the shape of one circuit's weights."""
+    if isinstance(ansatz, Circuit):
+        if n_layers is not None:
+            raise ValueError(
+                "n_layers is given by the Circuit itself; pass n_layers only with an ansatz name"
+            )
+        if ansatz.n_wires % 4:
+            raise ValueError(f"a patch circuit needs 4 wires per channel, got {ansatz.n_wires} wires")
+        return ansatz, (ansatz.n_weights,)
+    entry = check_ansatz(ansatz, variant)
+    if n_layers is None:
+        raise ValueError("n_layers is required when the ansatz is given by name")
+    return build_circuit(ansatz, n_layers, variant=variant), (n_layers, entry.angles_per_layer)
 
 
 class Quanvolution(nn.Module):
@@ -97,7 +114,7 @@ class Quanvolution(nn.Module):
     All patches of all images go through the simulator in one batched call.
     """
 
-    def __init__(self, ansatz: str, n_layers: int, **circuit_options) -> None:
+    def __init__(self, ansatz: str | Circuit, n_layers: int | None = None, **circuit_options) -> None:
         super().__init__()
         self.circuit = PatchCircuit(ansatz, n_layers, **circuit_options)
 

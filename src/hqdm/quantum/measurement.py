@@ -130,7 +130,7 @@ def measured_expvals(
     dtype: torch.dtype = torch.complex64,
 ) -> torch.Tensor:
     """``<Z_i>`` as measured: inputs (K, N, n_wires) encoding angles, weights (K, n_weights) for K circuits
-    of one structure (like :func:`hqdm.quantum.simulator.simulate`); returns (K, N, n_wires), real.
+    of one structure (like :func:`hqdm.quantum.engine.simulate`); returns (K, N, n_wires), real.
 
     Random draws (shots, trajectories) come from ``generator``; the same generator state gives the same
     values. Raises :class:`NotDifferentiableError` when a gradient would be needed.

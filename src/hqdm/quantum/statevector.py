@@ -1,6 +1,6 @@
 """A plain gate-by-gate state-vector simulator that keeps the whole output distribution.
 
-The batched engine (:mod:`hqdm.quantum.simulator`) returns ``<Z_i>`` only; sampling bitstrings needs every
+The batched engine (:mod:`hqdm.quantum.engine`) returns ``<Z_i>`` only; sampling bitstrings needs every
 basis-state probability, which this one gives. It applies the encoding rotations and then the circuit's
 gates one at a time (:mod:`hqdm.quantum.local_ops`), optionally calling ``after_gate`` so that noise
 trajectories (:mod:`hqdm.quantum.trajectories`) can act between gates.
