@@ -33,7 +33,7 @@ from hqdm.train import Trainer
 # The circuit, written here from the description (not from hqdm's gate list)
 
 
-def reference_chen(n_wires: int, variant: str):
+def reference_chen(n_wires: int, semantics: str):
     dev = qml.device("default.qubit", wires=n_wires)
 
     @qml.qnode(dev, interface="torch", diff_method="backprop")
@@ -42,7 +42,7 @@ def reference_chen(n_wires: int, variant: str):
             qml.RY(x[..., w], wires=w)
         for layer in weights:  # paper: (layers, n); reference-code: (layers, n, 2)
             for w in range(n_wires):
-                if variant == "paper":
+                if semantics == "paper":
                     qml.RZ(layer[w], wires=w)
                 else:
                     qml.RZ(layer[w, 0], wires=w)
@@ -54,8 +54,8 @@ def reference_chen(n_wires: int, variant: str):
     return lambda x, weights: torch.stack(circuit(x, weights), -1)
 
 
-def _engine(n_wires: int, layers: int, variant: str):
-    plan = compile_circuit(chen_circuit(n_wires, layers, variant=variant))
+def _engine(n_wires: int, layers: int, semantics: str):
+    plan = compile_circuit(chen_circuit(n_wires, layers, semantics=semantics))
     return lambda x, weights: simulate(plan, x[None], weights.reshape(1, -1), dtype=torch.complex128)[0]
 
 
@@ -66,21 +66,21 @@ def _values_and_grads(fn, x, w, probe):
     return out.detach(), gx, torch.zeros_like(w) if gw is None else gw
 
 
-@pytest.mark.parametrize("variant", ["paper", "reference-code"])
+@pytest.mark.parametrize("semantics", ["paper", "reference-code"])
 @pytest.mark.parametrize(("n_wires", "layers"), [(5, 1), (6, 3)])
-def test_chen_circuit_outputs_and_gradients_match_pennylane(variant, n_wires, layers):
+def test_chen_circuit_outputs_and_gradients_match_pennylane(semantics, n_wires, layers):
     g = torch.Generator().manual_seed(n_wires + layers)
     x = (torch.rand(4, n_wires, generator=g, dtype=torch.float64) * 2 - 1) * math.pi
-    shape = (layers, n_wires) if variant == "paper" else (layers, n_wires, 2)
+    shape = (layers, n_wires) if semantics == "paper" else (layers, n_wires, 2)
     w = torch.rand(shape, generator=g, dtype=torch.float64) * 2 * math.pi
     probe = torch.randn(4, n_wires, generator=g, dtype=torch.float64)
-    ref = _values_and_grads(reference_chen(n_wires, variant), x, w, probe)
-    got = _values_and_grads(_engine(n_wires, layers, variant), x, w, probe)
+    ref = _values_and_grads(reference_chen(n_wires, semantics), x, w, probe)
+    got = _values_and_grads(_engine(n_wires, layers, semantics), x, w, probe)
     for name, a, b in zip(("outputs", "input grads", "weight grads"), got, ref, strict=True):
         assert torch.allclose(a, b, atol=1e-10), f"{name}: max diff {(a - b).abs().max():.3g}"
     # the export replays the same gates with RY encoding
     dev = qml.device("default.qubit", wires=n_wires)
-    apply = to_pennylane(chen_circuit(n_wires, layers, variant=variant))
+    apply = to_pennylane(chen_circuit(n_wires, layers, semantics=semantics))
 
     @qml.qnode(dev, interface="torch")
     def exported(xx, ww):
@@ -101,20 +101,20 @@ def test_paper_circuit_is_a_fixed_product_of_cosines_with_dead_weights():
     assert gw.abs().max() < 1e-12
 
 
-@pytest.mark.parametrize("variant", ["paper", "reference-code"])
-def test_only_the_reference_code_variant_depends_on_its_weights(variant):
+@pytest.mark.parametrize("semantics", ["paper", "reference-code"])
+def test_only_the_reference_code_variant_depends_on_its_weights(semantics):
     """Same depth (2 layers), same inputs, two weight draws: the paper's RZ circuit gives the same outputs
     (and no weight gradient), the RZ+RY circuit different outputs and a gradient on every RY angle."""
     g = torch.Generator().manual_seed(4)
     x = torch.rand(5, 7, generator=g, dtype=torch.float64) * 6
-    n_weights = 2 * 7 * (1 if variant == "paper" else 2)
-    engine = _engine(7, 2, variant)
+    n_weights = 2 * 7 * (1 if semantics == "paper" else 2)
+    engine = _engine(7, 2, semantics)
     first, second = (torch.rand(n_weights, generator=g, dtype=torch.float64) * 6 for _ in range(2))
     first.requires_grad_()
     out = engine(x, first)
     (grad,) = torch.autograd.grad(out.sum(), [first])
     difference = (out - engine(x, second)).abs().max().item()
-    if variant == "paper":
+    if semantics == "paper":
         assert difference < 1e-12 and grad.abs().max() < 1e-12
     else:
         assert difference > 0.1
@@ -126,13 +126,13 @@ def test_encoding_field_defaults_to_rx_and_chen_uses_ry():
     assert [g.name for g in chen_circuit(4, 1).encoding_gates] == ["RY"] * 4
     with pytest.raises(ValueError, match="n_wires"):
         chen_circuit(1, 1)
-    with pytest.raises(ValueError, match="variant"):
-        chen_circuit(4, 1, variant="other")
+    with pytest.raises(UnknownNameError, match="unknown semantics 'other'"):
+        chen_circuit(4, 1, semantics="other")
 
 
 def test_bottleneck_circuit_gradients_match_finite_differences():
     torch.manual_seed(2)
-    layer = BottleneckCircuit(5, 2, variant="reference-code", sim_dtype=torch.complex128).double()
+    layer = BottleneckCircuit(5, 2, semantics="reference-code", sim_dtype=torch.complex128).double()
     angles = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
     probe = torch.randn(3, 5, dtype=torch.float64)
     (grad,) = torch.autograd.grad((layer(angles) * probe).sum(), [angles])
@@ -223,8 +223,8 @@ def test_biased_quantum_noise_has_the_derived_per_wire_skewness():
 
 
 def test_quantum_noise_probabilities_match_pennylane_and_draws_are_reproducible():
-    noise = QuantumNoise(n_qubits=5, n_layers=2, angle=0.7, variant="reference-code", weight_seed=3)
-    circuit = chen_circuit(5, 2, variant="reference-code")
+    noise = QuantumNoise(n_qubits=5, n_layers=2, angle=0.7, semantics="reference-code", weight_seed=3)
+    circuit = chen_circuit(5, 2, semantics="reference-code")
     weights = torch.rand(
         1, circuit.n_weights, generator=torch.Generator().manual_seed(3), dtype=torch.float64
     )

@@ -13,7 +13,7 @@ from hqdm.quantum.circuits import ANGLES_PER_LAYER, ANSATZ_REGISTRY, ANSATZ_WIRE
 from hqdm.registry import UnknownNameError
 
 
-def _ring_layer(offset: int, n_wires: int, variant: str) -> list[Gate]:
+def _ring_layer(offset: int, n_wires: int, semantics: str) -> list[Gate]:
     """An RY per wire, then CRZ couplings around the ring."""
     gates = [Gate("RY", (w,), offset + w) for w in range(n_wires)]
     return gates + [Gate("CRZ", (w, (w + 1) % n_wires), offset + n_wires + w) for w in range(n_wires)]

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from conftest import TinyEps, checkpoint_tensors, seeded_images
-from hqdm.config import Config, ConfigError, config_from_dict
+from hqdm.config import Config, ConfigError, ModelConfig, config_from_dict
 from hqdm.diffusion import SamplingPipeline, make_schedule
 from hqdm.quantum import PatchCircuit
 from hqdm.train import latest_checkpoint, read_state, sample_to_folder, train
@@ -37,7 +37,8 @@ from hqdm.train.distributed import (
 )
 from hqdm.train.generate import generate_sharded
 from hqdm.train.logs import read_log
-from hqdm.train.trainer import Trainer, check_batch_split
+from hqdm.train.setup import check_batch_split
+from hqdm.train.trainer import Trainer
 
 T = 50
 ATOL, RTOL = 1e-5, 1e-4  # float sums in another order (DDP's all-reduce), amplified a little by Adam
@@ -60,8 +61,8 @@ class TinyQuantum(TinyEps):
         return self.out(h) + z.reshape(b, 1, height, width)
 
 
-def factory(name: str, cfg: Config) -> nn.Module:
-    return TinyQuantum() if name == "quantum" else TinyEps(T)
+def factory(model: ModelConfig) -> nn.Module:
+    return TinyQuantum() if model.name == "quantum" else TinyEps(T)
 
 
 def make_cfg(out: Path, model: str = "unet", seed: int = 7) -> Config:

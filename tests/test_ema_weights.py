@@ -87,9 +87,7 @@ def test_trainer_updates_the_ema_on_the_documented_schedule_in_both_transfer_pha
         state = trainer.state
         recorded.append((state.phase, _parameters(trainer.model), _parameters(trainer.ema.shadow)))
 
-    trainer = Trainer(
-        cfg, images=images, model_factory=lambda name, c: Tiny(), progress=False, on_step=record
-    )
+    trainer = Trainer(cfg, images=images, model_factory=lambda model: Tiny(), progress=False, on_step=record)
     trainer.run()
     assert [phase for phase, _, _ in recorded] == [0] * 10 + [1] * 5
 
@@ -123,7 +121,7 @@ def test_grids_are_drawn_from_the_ema_weights(tmp_path: Path, images: Tensor) ->
             return super().forward(x, t)
 
     cfg = tiny_config(tmp_path / "run", training={"grid_epochs": [1, 2]})
-    trainer = Trainer(cfg, images=images, model_factory=lambda name, c: Recording(), progress=False)
+    trainer = Trainer(cfg, images=images, model_factory=lambda model: Recording(), progress=False)
     result = trainer.run()
     assert [p.name for p in result.grids] == ["epoch_001.png", "epoch_002.png"]
     names = [name for name, _ in Tiny().named_parameters()]

@@ -10,12 +10,12 @@ from hqdm.quantum.engine import compile_circuit, unitaries
 
 
 @pytest.mark.parametrize(
-    ("ansatz", "variant", "layers"),
+    ("ansatz", "semantics", "layers"),
     [("hqconv", "paper", 3), ("hqconv", "reference-code", 2), ("fqconv", "paper", 2), ("basic", "paper", 3)],
 )
-def test_pass_unitaries_gate_by_gate_equal_pairwise_products(monkeypatch, ansatz, variant, layers):
+def test_pass_unitaries_gate_by_gate_equal_pairwise_products(monkeypatch, ansatz, semantics, layers):
     """Both ways of building pass unitaries (chosen by size) give the same unitaries and gradients."""
-    circuit = build_circuit(ansatz, layers, variant=variant)
+    circuit = build_circuit(ansatz, layers, semantics=semantics)
     g = torch.Generator().manual_seed(6)
     weights = torch.rand(3, circuit.n_weights, generator=g, dtype=torch.float64) * 6
     results = []

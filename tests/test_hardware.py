@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from conftest import PixelStats, write_checkpoint
 from hqdm.cli import EXIT_USER_ERROR, main
+from hqdm.config import ModelConfig
 from hqdm.experiments.hardware import HardwareSettings, run_hardware_study
 from hqdm.models import build_model
 from hqdm.quantum.layers import PatchCircuit
@@ -48,7 +49,7 @@ class CountingPixelStats(PixelStats):
         return super().forward(images)
 
 
-def _tiny_factory(name, cfg) -> nn.Module:
+def _tiny_factory(model: ModelConfig) -> nn.Module:
     torch.manual_seed(0)
     return TinyHybrid()
 
@@ -61,7 +62,7 @@ SETTINGS = HardwareSettings(
 
 def test_measure_scores_every_setting_and_seed_and_resumes(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    checkpoint = write_checkpoint(tmp_path / "run", _tiny_factory("unet", None))
+    checkpoint = write_checkpoint(tmp_path / "run", _tiny_factory(ModelConfig("unet")))
     real = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
     features = CountingPixelStats()
 

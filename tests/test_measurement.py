@@ -36,7 +36,7 @@ def _draws(circuit: Circuit, x, w, measurement: Measurement, repeats: int, seed:
     [
         (build_circuit("hqconv", 1), 0.0),  # one connected 12-qubit circuit: 4,096 outcomes a shot
         (build_circuit("fqconv", 1), 0.0),  # four independent 3-qubit parts
-        (chen_circuit(6, 2, variant="reference-code"), 0.05),  # RY encoding, CNOTs, readout flips
+        (chen_circuit(6, 2, semantics="reference-code"), 0.05),  # RY encoding, CNOTs, readout flips
     ],
 )
 def test_shot_estimates_are_unbiased_with_binomial_variance(circuit: Circuit, readout: float) -> None:

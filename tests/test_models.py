@@ -136,7 +136,7 @@ def test_wrong_input_shape_is_rejected() -> None:
 def test_unknown_name_and_semantics_are_rejected() -> None:
     with pytest.raises(UnknownNameError, match=r"unknown model 'qvunet-3hq'; choose one of .*qvunet-full-hq"):
         build_model("qvunet-3hq")
-    with pytest.raises(ValueError, match="reference-code"):
+    with pytest.raises(UnknownNameError, match=r"unknown semantics 'paper-ish'; choose one of paper, "):
         build_model("unet", semantics="paper-ish")
 
 

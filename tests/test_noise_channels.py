@@ -59,12 +59,12 @@ def hqdm_noisy_expvals(circuit: Circuit, x, w, noise: NoiseModel, method: str = 
 
 
 CIRCUITS = [
-    pytest.param(build_circuit(ansatz, layers, variant=variant), id=f"{ansatz}-{variant}-{layers}")
-    for ansatz, variant in (("basic", "paper"), ("fqconv", "paper"), ("hqconv", "reference-code"))
+    pytest.param(build_circuit(ansatz, layers, semantics=semantics), id=f"{ansatz}-{semantics}-{layers}")
+    for ansatz, semantics in (("basic", "paper"), ("fqconv", "paper"), ("hqconv", "reference-code"))
     for layers in (1, 2)
 ] + [
-    pytest.param(chen_circuit(5, layers, variant=variant), id=f"chen-{variant}-{layers}")
-    for variant in ("paper", "reference-code")
+    pytest.param(chen_circuit(5, layers, semantics=semantics), id=f"chen-{semantics}-{layers}")
+    for semantics in ("paper", "reference-code")
     for layers in (1, 2)
 ]
 

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from conftest import PixelStats, TinyEps, seeded_images
-from hqdm.config import Config, config_from_dict
+from hqdm.config import ModelConfig, config_from_dict
 from hqdm.diffusion import SamplingPipeline, image_seed, make_noise_source, make_schedule
 from hqdm.experiments.evaluate_checkpoint import EvalSettings, evaluate_checkpoint
 from hqdm.registry import UnknownNameError
@@ -21,7 +21,7 @@ from hqdm.train import sample_to_folder, train
 T = 50
 
 
-def tiny_factory(name: str, cfg: Config) -> nn.Module:
+def tiny_factory(model: ModelConfig) -> nn.Module:
     return TinyEps(1000)
 
 

@@ -38,10 +38,10 @@ def reimported(program: str, n_wires: int):
     "circuit",
     [
         build_circuit("hqconv", 2),
-        build_circuit("hqconv", 2, variant="reference-code"),
+        build_circuit("hqconv", 2, semantics="reference-code"),
         build_circuit("fqconv", 2),
         build_circuit("basic", 2),
-        chen_circuit(5, 2, variant="reference-code"),
+        chen_circuit(5, 2, semantics="reference-code"),
     ],
     ids=lambda c: c.name,
 )

@@ -16,7 +16,7 @@ from hqdm.quantum.circuits import build_circuit, chen_circuit
 
 @pytest.mark.parametrize(
     "circuit",
-    [build_circuit("hqconv", 1), build_circuit("basic", 2), chen_circuit(4, 2, variant="reference-code")],
+    [build_circuit("hqconv", 1), build_circuit("basic", 2), chen_circuit(4, 2, semantics="reference-code")],
     ids=["hqconv", "basic", "chen"],
 )
 def test_shift_executions_equal_pennylane_parameter_shift_tapes(circuit) -> None:

@@ -15,8 +15,8 @@ from hqdm.registry import UnknownNameError
 # Reference circuits written directly from the spec (not from hqdm's gate lists).
 
 
-def _ref_hqconv_layer(theta, variant: str) -> None:
-    if variant == "reference-code":
+def _ref_hqconv_layer(theta, semantics: str) -> None:
+    if semantics == "reference-code":
         qml.CRZ(theta[0], wires=[4, 8])
         qml.CRX(theta[1], wires=[4, 8])
         qml.CRZ(theta[2], wires=[0, 4])
@@ -44,7 +44,7 @@ def _ref_fqconv_layer(theta) -> None:
                 k += 1
 
 
-def reference_qnode(ansatz: str, variant: str, dtype=torch.float64):
+def reference_qnode(ansatz: str, semantics: str, dtype=torch.float64):
     n_wires = 4 if ansatz == "basic" else 12
     dev = qml.device("default.qubit", wires=n_wires)
 
@@ -55,7 +55,7 @@ def reference_qnode(ansatz: str, variant: str, dtype=torch.float64):
             qml.BasicEntanglerLayers(weights, wires=range(4), rotation=qml.RX)
         else:
             for theta in weights:
-                _ref_hqconv_layer(theta, variant) if ansatz == "hqconv" else _ref_fqconv_layer(theta)
+                _ref_hqconv_layer(theta, semantics) if ansatz == "hqconv" else _ref_fqconv_layer(theta)
         return [qml.expval(qml.PauliZ(w)) for w in range(n_wires)]
 
     def run(x, weights):
@@ -82,38 +82,38 @@ def _value_and_grads(fn, x, w, probe):
 
 
 CASES = [
-    (ansatz, variant, layers)
+    (ansatz, semantics, layers)
     for ansatz, variants in (
         ("hqconv", ("paper", "reference-code")),
         ("fqconv", ("paper",)),
         ("basic", ("paper",)),
     )
-    for variant in variants
+    for semantics in variants
     for layers in (1, 2, 3)
 ]
 
 
-@pytest.mark.parametrize(("ansatz", "variant", "layers"), CASES)
+@pytest.mark.parametrize(("ansatz", "semantics", "layers"), CASES)
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.complex128, 1e-10), (torch.complex64, 1e-5)])
-def test_expvals_and_gradients_match_pennylane(ansatz, variant, layers, dtype, tol):
+def test_expvals_and_gradients_match_pennylane(ansatz, semantics, layers, dtype, tol):
     x, w, probe = _random_case(ansatz, layers, batch=6, seed=layers)
-    ref = _value_and_grads(reference_qnode(ansatz, variant), x, w, probe)
+    ref = _value_and_grads(reference_qnode(ansatz, semantics), x, w, probe)
     real = torch.float64 if dtype == torch.complex128 else torch.float32
 
     def ours(xx, ww):
-        return expvals(ansatz, xx.to(real), ww.to(real), variant=variant, dtype=dtype)
+        return expvals(ansatz, xx.to(real), ww.to(real), semantics=semantics, dtype=dtype)
 
     got = _value_and_grads(ours, x, w, probe)
     for name, a, b in zip(("outputs", "input grads", "weight grads"), got, ref, strict=True):
         assert torch.allclose(a, b, atol=tol, rtol=0), f"{name}: max diff {(a - b).abs().max():.3g}"
 
 
-@pytest.mark.parametrize(("ansatz", "variant", "layers"), [c for c in CASES if c[2] in (1, 3)])
-def test_pennylane_export_matches_reference_and_parameter_shift(ansatz, variant, layers):
+@pytest.mark.parametrize(("ansatz", "semantics", "layers"), [c for c in CASES if c[2] in (1, 3)])
+def test_pennylane_export_matches_reference_and_parameter_shift(ansatz, semantics, layers):
     x, w, probe = _random_case(ansatz, layers, batch=3, seed=10 + layers)
     n_wires = x.shape[1]
     dev = qml.device("default.qubit", wires=n_wires)
-    apply = to_pennylane(ansatz, layers, variant=variant)
+    apply = to_pennylane(ansatz, layers, semantics=semantics)
 
     @qml.qnode(dev, interface="torch", diff_method="backprop")
     def exported(xx, ww):
@@ -123,7 +123,7 @@ def test_pennylane_export_matches_reference_and_parameter_shift(ansatz, variant,
     def run_exported(xx, ww):
         return torch.stack(exported(xx, ww), -1)
 
-    ref = _value_and_grads(reference_qnode(ansatz, variant), x, w, probe)
+    ref = _value_and_grads(reference_qnode(ansatz, semantics), x, w, probe)
     got = _value_and_grads(run_exported, x, w, probe)
     for a, b in zip(got, ref, strict=True):
         assert torch.allclose(a, b, atol=1e-10, rtol=0)
@@ -138,19 +138,19 @@ def test_pennylane_export_matches_reference_and_parameter_shift(ansatz, variant,
     out = torch.stack(shifted(x[0], w_ps), -1)
     (gw_ps,) = torch.autograd.grad((out * probe[0]).sum(), [w_ps])
     w_ours = w.clone().requires_grad_()
-    ours = expvals(ansatz, x[:1], w_ours, variant=variant, dtype=torch.complex128)
+    ours = expvals(ansatz, x[:1], w_ours, semantics=semantics, dtype=torch.complex128)
     (gw_ours,) = torch.autograd.grad((ours[0] * probe[0]).sum(), [w_ours])
     assert torch.allclose(gw_ps, gw_ours, atol=1e-9, rtol=0)
 
 
 def test_reference_code_hqconv_leaves_untouched_wires_at_cos_x():
     x, w, _ = _random_case("hqconv", 3, batch=8, seed=3)
-    out = expvals("hqconv", x, w, variant="reference-code", dtype=torch.complex128)
+    out = expvals("hqconv", x, w, semantics="reference-code", dtype=torch.complex128)
     others = [i for i in range(12) if i not in (4, 8)]
     # exact up to floating-point rounding of the state-vector arithmetic
     assert torch.allclose(out[:, others], torch.cos(x[:, others]), atol=1e-13, rtol=0)
     # ... while wires 4 and 8 do depend on the weights
-    moved = expvals("hqconv", x, w + 0.5, variant="reference-code", dtype=torch.complex128)
+    moved = expvals("hqconv", x, w + 0.5, semantics="reference-code", dtype=torch.complex128)
     assert (moved[:, [4, 8]] - out[:, [4, 8]]).abs().max() > 1e-3
     assert torch.allclose(moved[:, others], out[:, others], atol=1e-13, rtol=0)
 
@@ -172,10 +172,10 @@ def test_reference_code_hqconv_leaves_untouched_wires_at_cos_x():
                 "ansatz": "hqconv",
                 "inputs": torch.zeros(2, 12),
                 "weights": torch.zeros(3, 28),
-                "variant": "code",
+                "semantics": "code",
             },
-            ValueError,
-            "variant",
+            UnknownNameError,
+            "unknown semantics 'code'",
         ),
         (
             {"ansatz": "hqconv", "inputs": torch.full((2, 12), math.nan), "weights": torch.zeros(3, 28)},
@@ -208,18 +208,18 @@ def test_bad_input_errors_name_the_problem(kwargs, error, match):
 
 
 @pytest.mark.parametrize(
-    ("wire_order", "variant"), [("channel-major", "paper"), ("pixel-major", "reference-code")]
+    ("wire_order", "semantics"), [("channel-major", "paper"), ("pixel-major", "reference-code")]
 )
-def test_patch_circuit_wire_orders(wire_order, variant):
+def test_patch_circuit_wire_orders(wire_order, semantics):
     torch.manual_seed(0)
     layer = PatchCircuit(
-        "hqconv", 3, wire_order=wire_order, variant=variant, sim_dtype=torch.complex128
+        "hqconv", 3, wire_order=wire_order, semantics=semantics, sim_dtype=torch.complex128
     ).double()
     x = torch.randn(5, 3, 2, 2, dtype=torch.float64)
     out = layer(x)
     # channel-major = NCHW flatten (channel, row, column); pixel-major = NHWC flatten (row, column, channel)
     wires = x.reshape(5, 12) if wire_order == "channel-major" else x.permute(0, 2, 3, 1).reshape(5, 12)
-    z = expvals("hqconv", wires, layer.weights, variant=variant, dtype=torch.complex128)
+    z = expvals("hqconv", wires, layer.weights, semantics=semantics, dtype=torch.complex128)
     expected = (
         z.reshape(5, 3, 2, 2) if wire_order == "channel-major" else z.reshape(5, 2, 2, 3).permute(0, 3, 1, 2)
     )
@@ -301,7 +301,7 @@ def test_independent_wire_sets_are_found_and_grouped():
     assert [c.wires for c in fq] == [((0, 4, 8), (1, 5, 9), (2, 6, 10), (3, 7, 11))]
     assert fq[0].circuit.n_weights == 12
     assert fq[0].weights[0] == (3, 7, 11, 15, 19, 23, 27, 31, 35, 39, 43, 47)  # wire 0's gates: angle 3 - j
-    ref = components(build_circuit("hqconv", 3, variant="reference-code"))
+    ref = components(build_circuit("hqconv", 3, semantics="reference-code"))
     assert [c.wires for c in ref] == [((0, 4, 8),), tuple((w,) for w in (1, 2, 3, 5, 6, 7, 9, 10, 11))]
     assert ref[1].circuit.gates == ()
     for ansatz in ("hqconv", "basic"):

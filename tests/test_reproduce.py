@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from conftest import PixelStats, write_checkpoint
 from hqdm.cli import EXIT_USER_ERROR, build_parser, main
-from hqdm.config import Config, ConfigError, config_from_dict, config_to_dict, load_config
+from hqdm.config import ConfigError, ModelConfig, config_from_dict, config_to_dict, load_config
 from hqdm.experiments.budgets import BUDGETS, PAPER, SMOKE, get_budget
 from hqdm.experiments.evaluate_checkpoint import EvalSettings, sample_batches
 from hqdm.experiments.reproduce import COLUMNS, cell_config, plan_cells, reproduce_defalco2024
@@ -54,17 +54,17 @@ class CountingFactory:
     def __init__(self) -> None:
         self.built: list[str] = []
 
-    def __call__(self, name: str, cfg: Config) -> nn.Module:
-        self.built.append(name)
-        return tiny_model(name)
+    def __call__(self, model: ModelConfig) -> nn.Module:
+        self.built.append(model.name)
+        return tiny_model(model.name)
 
 
 def tiny_model(name: str) -> nn.Module:
     return TinyEps(4 + len(name) % 5)  # the vertex width differs between most model names
 
 
-def refuse_models(name: str, cfg: Config) -> nn.Module:
-    raise AssertionError(f"a finished cell was recomputed ({name})")
+def refuse_models(model: ModelConfig) -> nn.Module:
+    raise AssertionError(f"a finished cell was recomputed ({model.name})")
 
 
 TEST_BUDGET = SMOKE.with_overrides(evaluation={"num_samples": 8, "batch_size": 3, "kid_subset_size": 4})
@@ -161,10 +161,10 @@ def test_rerun_resumes_an_interrupted_run_and_redoes_stale_evaluations(tmp_path:
     out = tmp_path / "t"
     budget = TEST_BUDGET.with_overrides(grid_epochs=(), evaluation={"num_samples": 6})
 
-    def crash_at_quanvunet(name: str, cfg: Config) -> nn.Module:
-        if name == "quanvunet":
+    def crash_at_quanvunet(model: ModelConfig) -> nn.Module:
+        if model.name == "quanvunet":
             raise KeyboardInterrupt
-        return tiny_model(name)
+        return tiny_model(model.name)
 
     with pytest.raises(KeyboardInterrupt):
         run_smoke(out, crash_at_quanvunet, seeds=1, semantics="paper", budget=budget)

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from conftest import checkpoint_tensors
-from hqdm.config import Config, config_from_dict
+from hqdm.config import Config, ModelConfig, config_from_dict
 from hqdm.precision import MixedPrecisionModel, autocast
 from hqdm.train import (
     CheckpointError,
@@ -67,9 +67,9 @@ class NaNAfter(Tiny):
         return out
 
 
-def tiny_factory(name: str, cfg: Config) -> nn.Module:
+def tiny_factory(model: ModelConfig) -> nn.Module:
     # "unet" plays the classical model, every other name a "hybrid" whose vertex has another shape
-    return Tiny(4 if name == "unet" else 6)
+    return Tiny(4 if model.name == "unet" else 6)
 
 
 def make_cfg(out: Path, **sections: dict) -> Config:
@@ -216,7 +216,7 @@ def test_run_outputs_log_plot_grids_and_config(tmp_path: Path, images: Tensor) -
 def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(tmp_path: Path, images: Tensor) -> None:
     cfg = make_cfg(tmp_path / "nan")
     with pytest.raises(NonFiniteLossError, match="step 7"):
-        train(cfg, images=images, model_factory=lambda name, c: NaNAfter(7), progress=False)
+        train(cfg, images=images, model_factory=lambda model: NaNAfter(7), progress=False)
     last = latest_checkpoint(Path(cfg.output_dir))
     assert last.name == "step_0000006"
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in last.iterdir()}
@@ -336,7 +336,7 @@ class PrecisionProbe(Tiny, MixedPrecisionModel):
 def test_precision_reaches_training_the_ema_and_sampling(tmp_path: Path, images: Tensor) -> None:
     built: list[PrecisionProbe] = []
 
-    def factory(name: str, cfg: Config) -> nn.Module:
+    def factory(model: ModelConfig) -> nn.Module:
         built.append(PrecisionProbe())
         return built[-1]
 
@@ -436,7 +436,7 @@ def test_run_files_follow_the_umask(tmp_path: Path, images: Tensor) -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
 def test_a_cuda_device_without_cuda_is_a_named_config_error() -> None:
     from hqdm.config import ConfigError
-    from hqdm.train.trainer import resolve_device
+    from hqdm.train.setup import resolve_device
 
     with pytest.raises(
         ConfigError, match=r"training\.device: 'cuda' asked for, but this torch build sees no CUDA"

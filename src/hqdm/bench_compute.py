@@ -41,7 +41,6 @@ def _path(model: torch.nn.Module, path: str) -> Iterator[None]:
 
 
 def _setup(keep_heap: bool) -> None:
-
     if keep_heap:
         keep_freed_memory()  # as ``hqdm``'s commands run
 
@@ -146,7 +145,6 @@ def measure_inception(batch: int, path: str, seconds: float, keep_heap: bool = T
 
 
 def _ordered_models(models: tuple[str, ...] | None) -> list[str]:
-
     names = list(models or list_models())
     if "unet" in names:
         names.remove("unet")

@@ -32,6 +32,7 @@ from hqdm.diffusion import (
     sampler_options,
 )
 from hqdm.models import SEMANTICS, list_models
+from hqdm.registry import UnknownNameError
 
 __all__ = [
     "Config",
@@ -293,7 +294,6 @@ def _check_ranges(cfg: Config) -> None:
 
 
 def _check_names(cfg: Config) -> None:
-
     if cfg.data.dataset not in DATASET_NAMES:
         raise ConfigError(
             f"data.dataset: unknown dataset {cfg.data.dataset!r}; known: {', '.join(DATASET_NAMES)}"
@@ -336,10 +336,9 @@ def _check_sampler(s: SamplingConfig, schedule: NoiseSchedule) -> None:
 
 
 def _check_noise(cfg: Config) -> None:
-
     try:
         make_noise_source(cfg.diffusion.noise, **cfg.diffusion.noise_options)
-    except ValueError as err:
+    except (UnknownNameError, ValueError) as err:
         raise ConfigError(f"diffusion.noise_options: {err}") from err
 
 

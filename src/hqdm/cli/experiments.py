@@ -171,7 +171,7 @@ def _hardware(parser: argparse.ArgumentParser) -> Runner:
         from pathlib import Path
 
         from hqdm.train import resolve_checkpoint
-        from hqdm.train.trainer import resolve_device
+        from hqdm.train.setup import resolve_device
 
         if args.action == "qasm":
             from hqdm.models.qasm_export import export_circuits

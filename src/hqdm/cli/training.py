@@ -80,7 +80,7 @@ def _sample(parser: argparse.ArgumentParser) -> Runner:
         from hqdm.experiments.hardware import measured_model_factory, measurement_from_options
         from hqdm.train import sample_to_folder
         from hqdm.train.distributed import is_main_process
-        from hqdm.train.trainer import resolve_device
+        from hqdm.train.setup import resolve_device
 
         device = resolve_device(args.device, key="--device")
         if (args.checkpoint is None) == (args.pretrained is None):
@@ -161,7 +161,7 @@ def _evaluate(parser: argparse.ArgumentParser) -> Runner:
 
         from hqdm.experiments.evaluate_checkpoint import EvalSettings, evaluate_checkpoint, parse_metric_list
         from hqdm.train import resolve_checkpoint
-        from hqdm.train.trainer import resolve_device
+        from hqdm.train.setup import resolve_device
 
         settings = EvalSettings(
             num_samples=args.num_samples,

@@ -101,7 +101,7 @@ class QuantumNoise:
         n_qubits: int = 8,
         n_layers: int = 1,
         angle: float = math.pi / 2,
-        variant: str = "paper",
+        semantics: str = "paper",
         weight_seed: int = 0,
     ) -> None:
         if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
@@ -109,7 +109,7 @@ class QuantumNoise:
         if not math.isfinite(angle):
             raise ValueError(f"angle must be a finite number of radians, got {angle!r}")
         self.shots, self.n_qubits, self.n_layers = shots, n_qubits, n_layers
-        self.angle, self.variant, self.weight_seed = float(angle), variant, weight_seed
+        self.angle, self.semantics, self.weight_seed = float(angle), semantics, weight_seed
         # computed once, eagerly, so that a bad circuit fails at construction
         self.probabilities = self._wire_probabilities()
 
@@ -118,7 +118,7 @@ class QuantumNoise:
         from hqdm.quantum import chen_circuit
         from hqdm.quantum.circuit_layer import CircuitLayer
 
-        circuit = chen_circuit(self.n_qubits, self.n_layers, variant=self.variant)
+        circuit = chen_circuit(self.n_qubits, self.n_layers, semantics=self.semantics)
         gen = torch.Generator().manual_seed(self.weight_seed)
         weights = torch.rand(circuit.n_weights, generator=gen, dtype=torch.float64) * 2 * math.pi
         layer = CircuitLayer(circuit, weights, sim_dtype=torch.complex128)
@@ -155,7 +155,7 @@ class QuantumNoise:
     def __repr__(self) -> str:
         return (
             f"QuantumNoise(shots={self.shots}, n_qubits={self.n_qubits}, n_layers={self.n_layers}, "
-            f"angle={self.angle:g}, variant={self.variant!r})"
+            f"angle={self.angle:g}, semantics={self.semantics!r})"
         )
 
 

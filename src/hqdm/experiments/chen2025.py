@@ -66,7 +66,7 @@ class ChenBudget:
     epochs: int
     batch_size: int
     num_timesteps: int
-    quantum_model: str  # the registered lite-qunet variant
+    quantum_model: str  # the registered lite-qunet semantics
     num_samples: int  # generated images per run
     num_real: int  # real test images of the digit as the reference (0: all of them)
     sampler: str

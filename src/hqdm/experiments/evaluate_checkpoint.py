@@ -32,7 +32,7 @@ from hqdm.progress import progress_bar
 from hqdm.registry import UnknownNameError
 from hqdm.train.checkpoint import read_state, resolve_checkpoint
 from hqdm.train.generate import load_checkpoint_model
-from hqdm.train.trainer import ModelFactory, default_model_factory
+from hqdm.train.setup import ModelFactory, default_model_factory
 
 __all__ = [
     "EVALUATION_JSON",
@@ -193,7 +193,6 @@ def format_table_line(record: dict[str, Any]) -> str:
 
 
 def _checkpoint_info(checkpoint: Path, model: nn.Module, cfg: Config) -> dict[str, Any]:
-
     state, _ = read_state(checkpoint)
     classical, quantum = count_parameters(model)
     return {

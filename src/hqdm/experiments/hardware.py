@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hqdm.config import ConfigError, config_from_dict
+from hqdm.config import ConfigError, ModelConfig, config_from_dict
 from hqdm.experiments.evaluate_checkpoint import (
     EvalSettings,
     package_versions,
@@ -38,7 +38,7 @@ from hqdm.quantum.noise_levels import NOISE_LEVELS, noise_from_text
 from hqdm.train.checkpoint import resolve_checkpoint
 from hqdm.train.generate import load_checkpoint_model
 from hqdm.train.io import save_grid_png
-from hqdm.train.trainer import ModelFactory, default_model_factory
+from hqdm.train.setup import ModelFactory, default_model_factory
 
 EXACT = "exact"
 GRID_IMAGES = 64
@@ -130,8 +130,8 @@ def measured_model_factory(
 ) -> ModelFactory:
     """A model factory whose models read their circuits out with ``measurement`` (seeded with ``seed``)."""
 
-    def build(name: str, cfg: Any) -> nn.Module:
-        model = base(name, cfg)
+    def build(spec: ModelConfig) -> nn.Module:
+        model = base(spec)
         set_measurement(model, measurement, seed=seed)
         return model
 

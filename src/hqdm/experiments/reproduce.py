@@ -38,7 +38,7 @@ from hqdm.experiments.evaluate_checkpoint import (
 from hqdm.experiments.tables import CellResult, write_loss_curves, write_tables
 from hqdm.files import atomic_write_text
 from hqdm.train import latest_checkpoint, read_state, train
-from hqdm.train.trainer import ModelFactory, default_model_factory
+from hqdm.train.setup import ModelFactory, default_model_factory
 
 __all__ = [
     "COLUMNS",

@@ -40,7 +40,7 @@ from hqdm.experiments.evaluate_checkpoint import EVALUATION_JSON, EvalSettings, 
 from hqdm.experiments.study_report import write_report
 from hqdm.files import atomic_write_text
 from hqdm.train import latest_checkpoint, read_state, train
-from hqdm.train.trainer import ModelFactory, default_model_factory, load_training_images
+from hqdm.train.setup import ModelFactory, default_model_factory, load_training_images
 
 __all__ = ["StudySettings", "run_study", "study_config"]
 

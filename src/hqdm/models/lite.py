@@ -71,12 +71,12 @@ class BottleneckCircuit(CircuitLayer):
         n_qubits: int,
         n_layers: int,
         *,
-        variant: str = "paper",
+        semantics: str = "paper",
         sim_dtype: torch.dtype = torch.complex64,
     ) -> None:
-        circuit = chen_circuit(n_qubits, n_layers, variant=variant)
+        circuit = chen_circuit(n_qubits, n_layers, semantics=semantics)
         super().__init__(circuit, torch.rand(circuit.n_weights) * 2 * math.pi, sim_dtype=sim_dtype)
-        self.n_qubits, self.n_layers, self.variant = n_qubits, n_layers, variant
+        self.n_qubits, self.n_layers, self.semantics = n_qubits, n_layers, semantics
 
     def forward(self, angles: Tensor) -> Tensor:
         if angles.dim() != 2 or angles.shape[1] != self.n_qubits:
@@ -85,16 +85,16 @@ class BottleneckCircuit(CircuitLayer):
         return z.to(torch.promote_types(angles.dtype, z.dtype))  # float32 also for bf16 angles
 
     def extra_repr(self) -> str:
-        return f"qubits={self.n_qubits}, layers={self.n_layers}, variant={self.variant}"
+        return f"qubits={self.n_qubits}, layers={self.n_layers}, semantics={self.semantics}"
 
 
 class QuantumChannelGate(nn.Module):
     """Per-channel gates in (0, 2) from a circuit fed with the feature map's channel means."""
 
-    def __init__(self, channels: int, n_qubits: int, n_layers: int, *, variant: str = "paper") -> None:
+    def __init__(self, channels: int, n_qubits: int, n_layers: int, *, semantics: str = "paper") -> None:
         super().__init__()
         self.to_angles = nn.Linear(channels, n_qubits)
-        self.circuit = BottleneckCircuit(n_qubits, n_layers, variant=variant)
+        self.circuit = BottleneckCircuit(n_qubits, n_layers, semantics=semantics)
         self.to_gates = nn.Linear(n_qubits, channels)
 
     def forward(self, h: Tensor) -> Tensor:
@@ -111,7 +111,7 @@ class LiteUNet(MixedPrecisionModel):
         *,
         n_qubits: int | None = None,
         n_layers: int = 3,
-        variant: str = "paper",
+        semantics: str = "paper",
     ) -> None:
         super().__init__()
         c1, c2, c3 = WIDTHS
@@ -122,7 +122,7 @@ class LiteUNet(MixedPrecisionModel):
         self.enc3 = _conv_block(c2, c3, stride=2)
         self.mid = ResidualBlock(c3)
         self.quantum = (
-            None if n_qubits is None else QuantumChannelGate(c3, n_qubits, n_layers, variant=variant)
+            None if n_qubits is None else QuantumChannelGate(c3, n_qubits, n_layers, semantics=semantics)
         )
         self.up1 = nn.ConvTranspose2d(c3, c2, 2, stride=2)
         self.up2 = nn.ConvTranspose2d(c2, c1, 2, stride=2)

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-SEMANTICS = ("paper", "reference-code")
+from hqdm.registry import lookup
 
 
 @dataclass(frozen=True)
@@ -27,27 +27,24 @@ class Semantics:
     def circuit_options(self, ansatz: str) -> dict[str, Any]:
         """Keyword arguments for ``PatchCircuit`` / ``Quanvolution`` with this ansatz."""
         if self.name == "paper":
-            return {"variant": "paper", "wire_order": "channel-major", "angle_scale": 1.0}
+            return {"semantics": "paper", "wire_order": "channel-major", "angle_scale": 1.0}
         return {
-            # Only HQConv has a code variant (its A-block loop never runs in the reference).
-            "variant": "reference-code" if ansatz == "hqconv" else "paper",
+            # Only HQConv has a code semantics (its A-block loop never runs in the reference).
+            "semantics": "reference-code" if ansatz == "hqconv" else "paper",
             "wire_order": "pixel-major",  # NHWC flatten of the 2x2x3 patch
             # The reference multiplies CRZ/CRX angles by 2*pi; its BasicEntangler RX angles are unscaled.
             "angle_scale": 1.0 if ansatz == "basic" else 2.0 * math.pi,
         }
 
 
-_BY_NAME = {
+_BY_NAME = {  # one entry per name in SEMANTICS
     "paper": Semantics("paper", False, False, False),
     "reference-code": Semantics("reference-code", True, True, True),
 }
 
 
 def resolve_semantics(semantics: str | Semantics) -> Semantics:
-    """Look up a semantics by name; ValueError names the valid choices."""
+    """Look up a semantics by name (:class:`~hqdm.registry.UnknownNameError` lists the valid ones)."""
     if isinstance(semantics, Semantics):
         return semantics
-    try:
-        return _BY_NAME[semantics]
-    except KeyError:
-        raise ValueError(f"unknown semantics {semantics!r}; choose one of {list(SEMANTICS)}") from None
+    return lookup(_BY_NAME, semantics, "semantics")

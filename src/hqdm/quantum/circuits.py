@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from hqdm.registry import lookup
+from hqdm.registry import UnknownNameError, lookup
 
 GateName = Literal["RX", "RY", "RZ", "CRX", "CRZ", "CNOT"]
 Encoding = Literal["RX", "RY"]
-VARIANTS = ("paper", "reference-code")
+SEMANTICS = ("paper", "reference-code")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Circuit:
         return tuple(Gate(self.encoding, (w,), input=w) for w in range(self.n_wires))
 
 
-#: ``layer(offset, n_wires, variant)``: the gates of one layer, its angles indexed from ``offset``
+#: ``layer(offset, n_wires, semantics)``: the gates of one layer, its angles indexed from ``offset``
 LayerBuilder = Callable[[int, int, str], list[Gate]]
 
 
@@ -130,9 +130,9 @@ def _pair(ctrl: int, tgt: int, first_angle: int) -> list[Gate]:
 
 
 @register_ansatz("hqconv", wires=12, angles_per_layer=28)
-def _hqconv_layer(offset: int, n_wires: int, variant: str) -> list[Gate]:
+def _hqconv_layer(offset: int, n_wires: int, semantics: str) -> list[Gate]:
     gates: list[Gate] = []
-    if variant == "reference-code":
+    if semantics == "reference-code":
         # The reference loop over A blocks runs zero times; the B blocks read angles 0-3 of the layer.
         return _pair(4, 8, offset) + _pair(0, 4, offset + 2)
     # A blocks: a ring w0->w3->w2->w1->w0 in each group, groups 8-11, 4-7, 0-3.
@@ -146,7 +146,7 @@ def _hqconv_layer(offset: int, n_wires: int, variant: str) -> list[Gate]:
 
 
 @register_ansatz("fqconv", wires=12, angles_per_layer=24)
-def _fqconv_layer(offset: int, n_wires: int, variant: str) -> list[Gate]:
+def _fqconv_layer(offset: int, n_wires: int, semantics: str) -> list[Gate]:
     gates: list[Gate] = []
     # (controlled group, control group): each group is controlled by the next one cyclically.
     for pair_index, (tgt_first, ctrl_first) in enumerate(((8, 0), (4, 8), (0, 4))):
@@ -158,56 +158,60 @@ def _fqconv_layer(offset: int, n_wires: int, variant: str) -> list[Gate]:
 
 
 @register_ansatz("basic", wires=4, angles_per_layer=4)
-def _basic_layer(offset: int, n_wires: int, variant: str) -> list[Gate]:
+def _basic_layer(offset: int, n_wires: int, semantics: str) -> list[Gate]:
     """PennyLane's BasicEntanglerLayers with RX rotations: one RX per wire, then a CNOT ring."""
     gates = [Gate("RX", (w,), offset + w) for w in range(n_wires)]
     return gates + [Gate("CNOT", (w, (w + 1) % n_wires)) for w in range(n_wires)]
 
 
-def build_circuit(ansatz: str, n_layers: int, *, variant: str = "paper") -> Circuit:
+def build_circuit(ansatz: str, n_layers: int, *, semantics: str = "paper") -> Circuit:
     """The circuit of ``n_layers`` layers of ``ansatz`` in gate order, weights flattened layer-major."""
-    entry = check_ansatz(ansatz, variant)
+    entry = check_ansatz(ansatz, semantics)
     if not isinstance(n_layers, int) or n_layers < 1:
         raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
     per_layer = entry.angles_per_layer
     gates: list[Gate] = []
     for layer in range(n_layers):
-        gates += entry.layer(layer * per_layer, entry.wires, variant)
-    return Circuit(entry.wires, tuple(gates), n_layers * per_layer, f"{ansatz}-{variant}-{n_layers}")
+        gates += entry.layer(layer * per_layer, entry.wires, semantics)
+    return Circuit(entry.wires, tuple(gates), n_layers * per_layer, f"{ansatz}-{semantics}-{n_layers}")
 
 
-def chen_circuit(n_wires: int = 16, n_layers: int = 1, *, variant: str = "paper") -> Circuit:
+def chen_circuit(n_wires: int = 16, n_layers: int = 1, *, semantics: str = "paper") -> Circuit:
     """Chen et al. (2025) bottleneck circuit: RY encoding, then per layer a rotation on every wire and a
     CNOT chain 0->1->...->n-1; readout ``<Z>`` on every wire.
 
-    ``variant="paper"``: one RZ per wire (weight ``layer * n_wires + wire``). RZ is diagonal and CNOT
+    ``semantics="paper"``: one RZ per wire (weight ``layer * n_wires + wire``). RZ is diagonal and CNOT
     permutes basis states, so every ``<Z_i>`` is independent of the weights (a fixed feature map of the
-    inputs; see docs/chen2025.md). ``variant="reference-code"``: RZ then RY per wire (weights
+    inputs; see docs/chen2025.md). ``semantics="reference-code"``: RZ then RY per wire (weights
     ``layer * 2 * n_wires + 2 * wire + {0, 1}``), as in the authors' current code; the RY makes it trainable.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+    check_semantics(semantics)
     if not isinstance(n_wires, int) or n_wires < 2:
         raise ValueError(f"n_wires must be an integer >= 2, got {n_wires!r}")
     if not isinstance(n_layers, int) or n_layers < 1:
         raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
-    per_wire = 1 if variant == "paper" else 2
+    per_wire = 1 if semantics == "paper" else 2
     gates: list[Gate] = []
     for layer in range(n_layers):
         first = layer * per_wire * n_wires
         for w in range(n_wires):
             gates.append(Gate("RZ", (w,), first + per_wire * w))
-            if variant == "reference-code":
+            if semantics == "reference-code":
                 gates.append(Gate("RY", (w,), first + 2 * w + 1))
         gates += [Gate("CNOT", (w, w + 1)) for w in range(n_wires - 1)]
     n_weights = n_layers * per_wire * n_wires
-    return Circuit(n_wires, tuple(gates), n_weights, f"chen-{variant}-{n_wires}w-{n_layers}", encoding="RY")
+    return Circuit(n_wires, tuple(gates), n_weights, f"chen-{semantics}-{n_wires}w-{n_layers}", encoding="RY")
 
 
-def check_ansatz(ansatz: str, variant: str) -> Ansatz:
+def check_semantics(semantics: str) -> None:
+    """:class:`~hqdm.registry.UnknownNameError` unless ``semantics`` is one of :data:`SEMANTICS`."""
+    if semantics not in SEMANTICS:
+        raise UnknownNameError("semantics", semantics, SEMANTICS)
+
+
+def check_ansatz(ansatz: str, semantics: str) -> Ansatz:
     """The registered ansatz ``ansatz`` (:class:`~hqdm.registry.UnknownNameError` if there is none), after
-    checking ``variant``."""
+    checking ``semantics``."""
     entry = lookup(ANSATZ_REGISTRY, ansatz, "ansatz")
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+    check_semantics(semantics)
     return entry

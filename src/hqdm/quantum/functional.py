@@ -33,7 +33,7 @@ def expvals(
     inputs: torch.Tensor,
     weights: torch.Tensor,
     *,
-    variant: str = "paper",
+    semantics: str = "paper",
     dtype: torch.dtype = torch.complex64,
     shots: int | None = None,
     noise: NoiseModel | None = None,
@@ -50,7 +50,7 @@ def expvals(
         weights: (layers, angles_per_layer) trainable angles in radians, in the gate order of
             ``docs/circuits.md`` (28 per HQConv layer, 24 per FQConv layer, 4 per BasicEntangler layer);
             for a Circuit, its ``n_weights`` angles in any shape.
-        variant: ``"paper"`` or ``"reference-code"`` (HQConv: only the B-block gates act, with angles 0-3);
+        semantics: ``"paper"`` or ``"reference-code"`` (HQConv: only the B-block gates act, with angles 0-3);
             not used for a Circuit.
         dtype: simulation precision, ``torch.complex64`` (default) or ``torch.complex128``.
         shots: estimate each ``<Z_i>`` from this many bitstrings drawn jointly from the circuit's output
@@ -62,7 +62,7 @@ def expvals(
         (B, n_wires) tensor of the matching real dtype, differentiable in inputs and weights when exact
         (with shots or noise a gradient request raises ``NotDifferentiableError``).
     """
-    entry = None if isinstance(ansatz, Circuit) else check_ansatz(ansatz, variant)
+    entry = None if isinstance(ansatz, Circuit) else check_ansatz(ansatz, semantics)
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be torch.complex64 or torch.complex128, got {dtype}")
     check_angles("inputs", inputs)
@@ -82,7 +82,7 @@ def expvals(
             raise ValueError(
                 f"weights must have shape (layers, {per_layer}) for {ansatz}, got {tuple(weights.shape)}"
             )
-        circuit = build_circuit(ansatz, weights.shape[0], variant=variant)
+        circuit = build_circuit(ansatz, weights.shape[0], semantics=semantics)
     measurement = Measurement(shots=shots, noise=noise)
     if not measurement.is_exact:
         flat = weights.reshape(1, -1)

@@ -18,7 +18,7 @@ class PatchCircuit(CircuitLayer):
 
     ``ansatz`` is a registered name (``n_layers`` layers of it, weights (n_layers, angles_per_layer)) or a
     :class:`~hqdm.quantum.circuits.Circuit` on a multiple of 4 wires (weights (n_weights,); ``n_layers`` and
-    ``variant`` are then not used). 12-qubit ansatzes (``hqconv``, ``fqconv``) take C = 3 channels x 4
+    ``semantics`` are then not used). 12-qubit ansatzes (``hqconv``, ``fqconv``) take C = 3 channels x 4
     pixels per circuit; ``basic`` takes C = 1 channel (4 wires, pixels row-major). ``n_circuits`` > 1 holds
     that many independent circuits of the same ansatz and runs them in one simulator call: the input then
     has ``n_circuits`` times the channels and circuit i reads channel block i.
@@ -35,13 +35,13 @@ class PatchCircuit(CircuitLayer):
         ansatz: str | Circuit,
         n_layers: int | None = None,
         *,
-        variant: str = "paper",
+        semantics: str = "paper",
         wire_order: str = "channel-major",
         angle_scale: float = 1.0,
         n_circuits: int = 1,
         sim_dtype: torch.dtype = torch.complex64,
     ) -> None:
-        circuit, shape = _circuit_and_weight_shape(ansatz, n_layers, variant)
+        circuit, shape = _circuit_and_weight_shape(ansatz, n_layers, semantics)
         if wire_order not in WIRE_ORDERS:
             raise ValueError(f"unknown wire_order {wire_order!r}: choose one of {', '.join(WIRE_ORDERS)}")
         if n_circuits < 1:
@@ -51,7 +51,7 @@ class PatchCircuit(CircuitLayer):
         angle_scale = float(angle_scale)
         super().__init__(circuit, torch.rand(shape) * (2 * math.pi / angle_scale), sim_dtype=sim_dtype)
         self.ansatz = ansatz if isinstance(ansatz, str) else circuit.name
-        self.variant, self.wire_order = variant, wire_order
+        self.semantics, self.wire_order = semantics, wire_order
         self.n_layers, self.n_circuits, self.angle_scale = n_layers, n_circuits, angle_scale
         self.channels = circuit.n_wires // 4
 
@@ -81,17 +81,17 @@ class PatchCircuit(CircuitLayer):
         return self._from_wires(z).to(torch.promote_types(x.dtype, z.dtype))  # float32 also for bf16 x
 
     def extra_repr(self) -> str:
-        # layers and variant only describe a circuit built from a name; a Circuit's name says the rest
+        # layers and semantics only describe a circuit built from a name; a Circuit's name says the rest
         built = f", layers={self.n_layers}" if self.n_layers is not None else ""
-        variant = f", variant={self.variant}" if self.n_layers is not None else ""
+        semantics = f", semantics={self.semantics}" if self.n_layers is not None else ""
         return (
-            f"{self.ansatz}{built}, circuits={self.n_circuits}{variant}, "
+            f"{self.ansatz}{built}, circuits={self.n_circuits}{semantics}, "
             f"wire_order={self.wire_order}, angle_scale={self.angle_scale:g}"
         )
 
 
 def _circuit_and_weight_shape(
-    ansatz: str | Circuit, n_layers: int | None, variant: str
+    ansatz: str | Circuit, n_layers: int | None, semantics: str
 ) -> tuple[Circuit, tuple[int, ...]]:
     """The circuit of a patch layer and the shape of one circuit's weights."""
     if isinstance(ansatz, Circuit):
@@ -102,10 +102,10 @@ def _circuit_and_weight_shape(
         if ansatz.n_wires % 4:
             raise ValueError(f"a patch circuit needs 4 wires per channel, got {ansatz.n_wires} wires")
         return ansatz, (ansatz.n_weights,)
-    entry = check_ansatz(ansatz, variant)
+    entry = check_ansatz(ansatz, semantics)
     if n_layers is None:
         raise ValueError("n_layers is required when the ansatz is given by name")
-    return build_circuit(ansatz, n_layers, variant=variant), (n_layers, entry.angles_per_layer)
+    return build_circuit(ansatz, n_layers, semantics=semantics), (n_layers, entry.angles_per_layer)
 
 
 class Quanvolution(nn.Module):

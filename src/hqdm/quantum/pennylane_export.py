@@ -26,7 +26,7 @@ def to_pennylane(
     ansatz: str | Circuit,
     n_layers: int | None = None,
     *,
-    variant: str = "paper",
+    semantics: str = "paper",
     wires: list[Any] | None = None,
 ) -> Callable[[Any, Any], None]:
     """A function ``apply(inputs, weights)`` that queues the circuit's gates inside a PennyLane QNode.
@@ -43,7 +43,7 @@ def to_pennylane(
     else:
         if n_layers is None:
             raise ValueError("n_layers is required when the ansatz is given by name")
-        circuit = build_circuit(ansatz, n_layers, variant=variant)
+        circuit = build_circuit(ansatz, n_layers, semantics=semantics)
     names = list(range(circuit.n_wires)) if wires is None else list(wires)
     if len(names) != circuit.n_wires:
         raise ValueError(f"the circuit has {circuit.n_wires} wires, got {len(names)} wire labels")

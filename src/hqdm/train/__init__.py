@@ -11,17 +11,8 @@ from hqdm.train.checkpoint import (
     save_checkpoint,
 )
 from hqdm.train.generate import SampleResult, load_checkpoint_model, load_pipeline, sample_to_folder
-from hqdm.train.trainer import (
-    NonFiniteLossError,
-    Phase,
-    RunDirError,
-    RunResult,
-    Trainer,
-    default_model_factory,
-    load_training_images,
-    plan_phases,
-    train,
-)
+from hqdm.train.setup import Phase, default_model_factory, load_training_images, plan_phases
+from hqdm.train.trainer import NonFiniteLossError, RunDirError, RunResult, Trainer, train
 from hqdm.train.transfer import TransferReport, transfer_weights
 
 __all__ = [

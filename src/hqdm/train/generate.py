@@ -7,6 +7,7 @@ has its own noise stream the gathered result equals the single-process one image
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from hqdm.train.checkpoint import (
 )
 from hqdm.train.distributed import DistContext, current_context, join_process_group
 from hqdm.train.io import save_grid_png, save_samples_npz
-from hqdm.train.trainer import ModelFactory, default_model_factory, resolve_device
+from hqdm.train.setup import ModelFactory, default_model_factory, resolve_device
 
 __all__ = [
     "SampleResult",
@@ -64,7 +65,7 @@ def load_checkpoint_model(
     state, raw = read_state(checkpoint)
     # validated when the run started; the factory rejects an unknown name itself
     cfg = config_from_dict(raw, check_names=False)
-    model = model_factory(state.model_name, cfg)
+    model = model_factory(dataclasses.replace(cfg.model, name=state.model_name))
     load_weights(model, checkpoint / ("ema.safetensors" if use_ema else "model.safetensors"))
     # "auto", not the training device: a checkpoint trained on a GPU must still sample on a CPU-only machine
     device = device or resolve_device("auto")

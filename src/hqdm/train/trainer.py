@@ -19,6 +19,7 @@ logs and grids.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import time
@@ -31,12 +32,10 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from hqdm.config import Config, ConfigError, config_to_dict
-from hqdm.data import load_dataset
+from hqdm.config import Config, config_to_dict
 from hqdm.diffusion import EMA, GaussianDiffusion, SamplingPipeline, make_noise_source, make_schedule
 from hqdm.diffusion.noise import sample_noise
 from hqdm.files import atomic_write_text
-from hqdm.models import build_model
 from hqdm.precision import set_precision
 from hqdm.progress import progress_bar
 from hqdm.train.checkpoint import (
@@ -55,23 +54,20 @@ from hqdm.train.distributed import DistContext, join_process_group
 from hqdm.train.io import save_grid_png
 from hqdm.train.lock import RunLock
 from hqdm.train.logs import LogRow, MetricsLog, plot_loss_curve, read_log
+from hqdm.train.setup import (
+    ModelFactory,
+    Phase,
+    check_batch_split,
+    default_model_factory,
+    epoch_permutation,
+    load_training_images,
+    plan_phases,
+    resolve_device,
+)
 from hqdm.train.transfer import transfer_weights
 
-__all__ = [
-    "ModelFactory",
-    "NonFiniteLossError",
-    "Phase",
-    "RunDirError",
-    "RunResult",
-    "Trainer",
-    "default_model_factory",
-    "load_training_images",
-    "plan_phases",
-    "resolve_device",
-    "train",
-]
+__all__ = ["NonFiniteLossError", "RunDirError", "RunResult", "Trainer", "train"]
 
-ModelFactory = Callable[[str, Config], nn.Module]
 StepHook = Callable[[int, float], None]  # (global step just completed, its loss)
 
 
@@ -83,14 +79,6 @@ class RunDirError(RuntimeError):
     """The output directory cannot be used as asked (e.g. it already holds a run and --resume is absent)."""
 
 
-@dataclass(frozen=True)
-class Phase:
-    index: int
-    model_name: str
-    start_epoch: int  # 0-based, inclusive
-    end_epoch: int  # exclusive
-
-
 @dataclass
 class RunResult:
     run_dir: Path
@@ -99,78 +87,6 @@ class RunResult:
     grids: list[Path] = field(default_factory=list)
     loss_plot: Path | None = None
     completed: bool = False  # False when stopped early by max_steps / time_limit
-
-
-def plan_phases(cfg: Config) -> list[Phase]:
-    """One phase normally; with transfer, the classical phase then the hybrid fine-tune."""
-    if not cfg.transfer.enabled:
-        return [Phase(0, cfg.model.name, 0, cfg.training.epochs)]
-    n = cfg.transfer.classical_epochs
-    target = cfg.transfer.target_model or cfg.model.name
-    return [Phase(0, cfg.model.name, 0, n), Phase(1, target, n, n + cfg.transfer.finetune_epochs)]
-
-
-def default_model_factory(name: str, cfg: Config) -> nn.Module:
-
-    return build_model(name, in_channels=cfg.model.in_channels, semantics=cfg.model.semantics)
-
-
-def resolve_device(name: str, *, key: str = "training.device") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; errors name ``key`` (the option that set it)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(f"{key}: unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"{key}: {name!r} asked for, but this torch build sees no CUDA device; use auto or cpu"
-        )
-    return device
-
-
-def load_training_images(cfg: Config) -> Tensor:
-    """The configured training split as float images in [-1, 1], (N, C, 28, 28) on the CPU."""
-
-    d = cfg.data
-    try:
-        dataset = load_dataset(
-            d.dataset,
-            "train",
-            data_dir=d.data_dir,
-            subset=d.subset,
-            classes=d.classes,
-            subset_seed=d.subset_seed,
-        )
-    except ValueError as err:  # names, subset sizes and class filters that do not fit the data
-        raise ConfigError(f"data: {err}") from err
-    if dataset.channels != cfg.model.in_channels:
-        raise ConfigError(
-            f"model.in_channels: is {cfg.model.in_channels} but dataset {d.dataset!r} has {dataset.channels} "
-            "channel(s); set model.in_channels to match"
-        )
-    return dataset.to_model_range()
-
-
-def epoch_permutation(seed: int, epoch: int, n: int) -> Tensor:
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=gen)
-
-
-def check_batch_split(batch_size: int, n_images: int, world_size: int) -> None:
-    """Each rank needs at least one image of every global batch, and an equal share of the full ones."""
-    if batch_size % world_size:
-        raise ConfigError(
-            f"training.batch_size: {batch_size} is the global batch and must be divisible by the number "
-            f"of processes ({world_size}); pick a multiple of {world_size} or another --nproc_per_node"
-        )
-    last = n_images % batch_size
-    if 0 < last < world_size:
-        raise ConfigError(
-            f"training.batch_size: the last batch of each epoch holds {last} image(s) ({n_images} images, "
-            f"batch {batch_size}), fewer than the {world_size} processes; change data.subset or the batch"
-        )
 
 
 def _wrap(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
@@ -185,7 +101,7 @@ def _seeded_model(
     factory: ModelFactory, name: str, cfg: Config, phase: int, device: torch.device
 ) -> nn.Module:
     torch.manual_seed(cfg.training.seed + phase)
-    model = factory(name, cfg).to(device)
+    model = factory(dataclasses.replace(cfg.model, name=name)).to(device)
     set_precision(model, cfg.training.precision, device)  # the EMA copy inherits it
     return model
 
