@@ -23,7 +23,7 @@ def test_pass_unitaries_gate_by_gate_equal_pairwise_products(monkeypatch, ansatz
         monkeypatch.setattr(unitaries, "DENSE_GATE_ENTRIES", limit)
         for part in compile_circuit(circuit).parts:
             w = weights[:, part.weights[0]].clone().requires_grad_()
-            units = unitaries.plan_unitaries(part.plan, w, torch.complex128)
+            units = part.plan.unitaries(w, torch.complex128)
             if not units:  # bare wires
                 continue
             probes = [

@@ -15,7 +15,8 @@ from torch import Tensor, nn
 from conftest import PixelStats, write_checkpoint
 from hqdm.cli import EXIT_USER_ERROR, main
 from hqdm.config import ModelConfig
-from hqdm.experiments.hardware import HardwareSettings, run_hardware_study
+from hqdm.experiments.hardware import run_hardware_study
+from hqdm.experiments.hardware_settings import HardwareSettings
 from hqdm.models import build_model
 from hqdm.quantum.layers import PatchCircuit
 

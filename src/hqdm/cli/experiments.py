@@ -184,7 +184,8 @@ def _hardware(parser: argparse.ArgumentParser) -> Runner:
             manifest = export_circuits(model, args.out, source=str(checkpoint))
             print(f"OpenQASM 3 programs of every circuit in {args.out}; manifest: {manifest}")
             return 0
-        from hqdm.experiments.hardware import HardwareSettings, parse_shots, run_hardware_study
+        from hqdm.experiments.hardware import run_hardware_study
+        from hqdm.experiments.hardware_settings import HardwareSettings, parse_shots
 
         noise_shots = parse_shots(args.noise_shots)  # every setting is checked before any work
         settings = HardwareSettings(

@@ -77,7 +77,8 @@ def _sample(parser: argparse.ArgumentParser) -> Runner:
 
     def run(args: argparse.Namespace) -> int:
         from hqdm.config import ConfigError
-        from hqdm.experiments.hardware import measured_model_factory, measurement_from_options
+        from hqdm.experiments.hardware import measured_model_factory
+        from hqdm.experiments.hardware_settings import measurement_from_options
         from hqdm.train import sample_to_folder
         from hqdm.train.distributed import is_main_process
         from hqdm.train.setup import resolve_device

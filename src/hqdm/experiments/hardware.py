@@ -21,108 +21,24 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hqdm.config import ConfigError, ModelConfig, config_from_dict
+from hqdm.config import ModelConfig, config_from_dict
 from hqdm.experiments.evaluate_checkpoint import (
-    EvalSettings,
     package_versions,
     real_reference_images,
     sample_batches,
 )
 from hqdm.experiments.hardware_report import write_hardware_report
+from hqdm.experiments.hardware_settings import HardwareSettings, Setting
 from hqdm.files import atomic_write_text
 from hqdm.metrics import evaluate_images
 from hqdm.models.measurement import set_measurement
-from hqdm.quantum.errors import MeasurementError
-from hqdm.quantum.measurement import DEFAULT_TRAJECTORIES, Measurement
-from hqdm.quantum.noise_levels import NOISE_LEVELS, noise_from_text
+from hqdm.quantum.measurement import Measurement
 from hqdm.train.checkpoint import resolve_checkpoint
 from hqdm.train.generate import load_checkpoint_model
 from hqdm.train.io import save_grid_png
 from hqdm.train.setup import ModelFactory, default_model_factory
 
-EXACT = "exact"
 GRID_IMAGES = 64
-
-
-@dataclass(frozen=True)
-class HardwareSettings:
-    """What is measured: ``shots`` (None = exact) and ``noise_levels`` (names of NOISE_LEVELS, read with
-    ``noise_shots`` shots, None = exact expectation of the noisy circuit), each for every seed."""
-
-    shots: tuple[int | None, ...] = (64, 256, 1024, 4096, None)
-    noise_levels: tuple[str, ...] = tuple(NOISE_LEVELS)
-    noise_shots: int | None = None
-    trajectories: int = DEFAULT_TRAJECTORIES
-    seeds: tuple[int, ...] = (0, 1, 2)
-    num_samples: int = 1000
-    sampler: str = "ddim"
-    steps: int = 50
-    batch_size: int = 250
-    kid_subset_size: int = 100
-    feature_precision: str = "fp32"
-
-    def __post_init__(self) -> None:
-        unknown = [name for name in self.noise_levels if name not in NOISE_LEVELS]
-        if unknown:
-            raise ConfigError(f"--noise: unknown level {unknown}; choose from {', '.join(NOISE_LEVELS)}")
-        if not self.seeds:
-            raise ConfigError("--seeds: give at least one seed")
-        for setting in self.settings():  # bad shot counts fail here, before any sampling
-            setting.measurement()
-
-    def settings(self) -> list[Setting]:
-        """Exact first, then each shot count, then each noise level."""
-        exact = [Setting(EXACT, None, None)]
-        shot_settings = [Setting(f"shots-{n}", n, None) for n in self.shots if n is not None]
-        noisy = [Setting(name, self.noise_shots, name, self.trajectories) for name in self.noise_levels]
-        return exact + shot_settings + noisy
-
-    def evaluation(self, seed: int) -> EvalSettings:
-        return EvalSettings(
-            num_samples=self.num_samples, sampler=self.sampler, steps=self.steps, metrics=("fid", "kid"),
-            seed=seed, batch_size=self.batch_size, kid_subset_size=self.kid_subset_size,
-            feature_precision=self.feature_precision,
-        )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One readout of the circuits: a label for files and tables, shots (None: exact), a noise level."""
-
-    label: str
-    shots: int | None
-    noise: str | None
-    trajectories: int = DEFAULT_TRAJECTORIES
-
-    def measurement(self) -> Measurement | None:
-        if self.shots is None and self.noise is None:
-            return None
-        noise = None if self.noise is None else NOISE_LEVELS[self.noise]
-        try:
-            return Measurement(shots=self.shots, noise=noise, trajectories=self.trajectories)
-        except MeasurementError as err:
-            raise ConfigError(f"--shots/--noise: {err}") from err
-
-
-def parse_shots(text: str) -> tuple[int | None, ...]:
-    """``"64,256,exact"`` -> ``(64, 256, None)``; anything else is a ConfigError naming --shots."""
-    values: list[int | None] = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        try:
-            values.append(None if part == EXACT else int(part))
-        except ValueError:
-            raise ConfigError(f"--shots: expected whole numbers or 'exact', got {part!r}") from None
-    return tuple(values)
-
-
-def measurement_from_options(shots: int | None, noise: str | None) -> Measurement | None:
-    """The readout ``--shots`` and ``--noise`` ask for (None when neither is given); ConfigError if bad."""
-    if shots is None and noise is None:
-        return None
-    try:
-        return Measurement(shots=shots, noise=None if noise is None else noise_from_text(noise))
-    except MeasurementError as err:
-        raise ConfigError(f"--shots/--noise: {err}") from err
 
 
 def measured_model_factory(

@@ -13,14 +13,13 @@ import json
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hqdm.diffusion import sampler_label
+from hqdm.experiments.hardware_settings import HardwareSettings
 from hqdm.experiments.tables import mean_std
 from hqdm.files import atomic_path, atomic_write_text
 from hqdm.quantum.noise_levels import NOISE_LEVELS
-
-if TYPE_CHECKING:
-    from hqdm.experiments.hardware import HardwareSettings
 
 REPORT_MD = "hardware.md"
 REPORT_JSON = "hardware.json"
@@ -106,8 +105,8 @@ def write_hardware_report(out: Path, cells: list[dict[str, Any]], settings: Hard
     lines = [
         f"# Finite shots and hardware noise: {model} ({checkpoint})",
         "",
-        f"{settings.num_samples} images per cell, {settings.sampler}"
-        f"{settings.steps if settings.sampler == 'ddim' else ''}, seeds {list(settings.seeds)}; "
+        f"{settings.num_samples} images per cell, {sampler_label(settings.sampler, settings.steps)}, "
+        f"seeds {list(settings.seeds)}; "
         f"noise levels read with {settings.noise_shots or 'exact'} shots, gate noise by "
         f"{settings.trajectories} trajectories where a circuit is too large for a density matrix.",
         "",

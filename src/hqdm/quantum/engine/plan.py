@@ -22,7 +22,7 @@ import torch
 
 from hqdm.quantum.circuits import Circuit, Gate
 from hqdm.quantum.components import components
-from hqdm.quantum.engine.unitaries import UnitaryStack, unitary_stacks
+from hqdm.quantum.engine.unitaries import UnitaryStack, pass_unitaries, unitary_stacks
 
 GROUP_SIZE = 4
 MAX_CONTROLS = 4
@@ -45,7 +45,7 @@ class _PassSpec:
 @dataclass(frozen=True)
 class Pass:
     """A compiled pass: how to apply its unitaries (built by
-    :func:`~hqdm.quantum.engine.unitaries.plan_unitaries`).
+    :meth:`ConnectedPlan.unitaries`).
 
     ``block`` is either a whole group (a dense pass: batched matmul) or a single target wire (a bit pass:
     elementwise, for passes whose gates all share one target, e.g. the last coupling gates of a layer).
@@ -87,6 +87,13 @@ class ConnectedPlan:
 
     def memory_wires(self, layout: tuple[int, ...]) -> list[int]:
         return [w for g in layout for w in self.groups[g]]
+
+    def unitaries(self, weights: torch.Tensor, dtype: torch.dtype) -> list[torch.Tensor]:
+        """The unitary per control value, (K, C, d, d), of every pass (cluster passes first), for weights
+        (K, n_weights)."""
+        return pass_unitaries(
+            self.unitary_stacks, len(self.cluster_passes) + len(self.passes), weights, dtype
+        )
 
 
 @dataclass(frozen=True)

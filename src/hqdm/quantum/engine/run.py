@@ -15,7 +15,6 @@ from hqdm.quantum.engine.fullstate import FullStateExpvals
 from hqdm.quantum.engine.plan import ConnectedPlan, Plan
 from hqdm.quantum.engine.readout import last_pass_expval, readout
 from hqdm.quantum.engine.threads import ThreadedChunks, gather, map_chunks, split_chunks
-from hqdm.quantum.engine.unitaries import plan_unitaries
 
 #: amplitudes per chunk of the batch (complex64: 4 MiB)
 CHUNK_AMPLITUDES = 1 << 19
@@ -82,7 +81,7 @@ def _simulate_connected(
         sample_chunk = max(SAMPLE_CHUNK, chunk_amplitudes >> plan.n_wires)
     real_weights = weights.to(dtype.to_real())
     # once per call, not per chunk: the gate products of every pass and their autograd graphs
-    units = plan_unitaries(plan, real_weights, dtype)
+    units = plan.unitaries(real_weights, dtype)
     split = len(plan.cluster_passes)
 
     def work(chunk: tuple[slice, slice], tensors: list[torch.Tensor]) -> torch.Tensor:

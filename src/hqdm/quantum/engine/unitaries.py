@@ -10,14 +10,10 @@ the stages that apply the unitaries, so that the same tables serve the cluster a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from hqdm.quantum.circuits import Gate
-
-if TYPE_CHECKING:
-    from hqdm.quantum.engine.plan import ConnectedPlan
 
 #: dense gate matrices (complex entries over all gates of a stack) up to which pass unitaries are built
 #: by pairwise products instead of gate by gate
@@ -108,14 +104,17 @@ def _gate_rows(
     return partner, diag, off
 
 
-def plan_unitaries(plan: ConnectedPlan, weights: torch.Tensor, dtype: torch.dtype) -> list[torch.Tensor]:
-    """The unitary per control value, (K, C, d, d), of every pass in plan order, for weights (K, n_weights).
+def pass_unitaries(
+    stacks: tuple[UnitaryStack, ...], n_passes: int, weights: torch.Tensor, dtype: torch.dtype
+) -> list[torch.Tensor]:
+    """The unitary per control value, (K, C, d, d), of each of ``n_passes`` passes in plan order, for
+    weights (K, n_weights); ``stacks`` group the passes by shape.
 
     All passes of one shape are built together: gate by gate, each gate touching two entries per row, or,
     when the dense gate matrices are small (few circuits), by their pairwise products.
     """
-    units: list[torch.Tensor] = [torch.empty(0)] * (len(plan.cluster_passes) + len(plan.passes))
-    for stack in plan.unitary_stacks:
+    units: list[torch.Tensor] = [torch.empty(0)] * n_passes
+    for stack in stacks:
         for i, u in zip(stack.members, _stack_unitaries(stack, weights, dtype).unbind(1), strict=True):
             units[i] = u
     return units
