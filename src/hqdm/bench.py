@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from hqdm.bench_results import Table
+from hqdm.quantum import build_circuit, expvals, to_pennylane
 from hqdm.quantum.circuits import ansatzes
 
 if TYPE_CHECKING:
@@ -93,8 +94,6 @@ def _circuit_inputs(ansatz: str, batch: int, layers: int):
 
 
 def _hqdm_circuit_fn(ansatz: str, batch: int, layers: int, backward: bool) -> Callable[[], None]:
-    from hqdm.quantum import expvals
-
     x, w = _circuit_inputs(ansatz, batch, layers)
     x.requires_grad_(backward)
     w.requires_grad_(backward)
@@ -111,8 +110,6 @@ def _hqdm_circuit_fn(ansatz: str, batch: int, layers: int, backward: bool) -> Ca
 
 def _pennylane_circuit_fn(ansatz: str, batch: int, layers: int, backward: bool) -> Callable[[], None]:
     import pennylane as qml
-
-    from hqdm.quantum import to_pennylane
 
     x, w = _circuit_inputs(ansatz, batch, layers)
     x, w = x.double().requires_grad_(backward), w.double().requires_grad_(backward)
@@ -187,7 +184,6 @@ def torchquantum_info(peer_dir: str | None = TORCHQUANTUM_DIR) -> dict:
 def _torchquantum_circuit_fn(
     ansatz: str, batch: int, layers: int, backward: bool, peer_dir: str | None = TORCHQUANTUM_DIR
 ) -> Callable[[], None]:
-    from hqdm.quantum import build_circuit
 
     peer = torchquantum_peer()
     run = peer.to_torchquantum(peer.load_torchquantum(peer_dir), build_circuit(ansatz, layers))

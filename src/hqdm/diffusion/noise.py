@@ -17,6 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from hqdm.quantum import chen_circuit
+from hqdm.quantum.circuit_layer import CircuitLayer
 from hqdm.registry import UnknownNameError
 
 __all__ = [
@@ -115,8 +117,6 @@ class QuantumNoise:
 
     def _wire_probabilities(self) -> Tensor:
         """(n_qubits,) float64: the probability of measuring 1 on each wire, from the engine."""
-        from hqdm.quantum import chen_circuit
-        from hqdm.quantum.circuit_layer import CircuitLayer
 
         circuit = chen_circuit(self.n_qubits, self.n_layers, semantics=self.semantics)
         gen = torch.Generator().manual_seed(self.weight_seed)
