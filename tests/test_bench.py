@@ -207,6 +207,11 @@ def test_train_step_measurement_runs_for_real_on_every_path():
         for path in bench_compute.PATHS
     }
     assert all(r["seconds"] > 0 and r["params"] == 483_321 for r in results.values())
+    assert {path: r["precision"] for path, r in results.items()} == {
+        "plain": "fp32",
+        "fp32": "fp32",
+        "bf16": "bf16",
+    }
     # the regrouped linear attention does less work than the plain one; bf16 counts the same products
     assert results["fp32"]["gflop"] < results["plain"]["gflop"]
     assert results["bf16"]["gflop"] == results["fp32"]["gflop"]
@@ -214,13 +219,14 @@ def test_train_step_measurement_runs_for_real_on_every_path():
 
 def test_inception_measurement_runs_for_real_on_the_plain_path():
     """The old NCHW float32 forward, as ``bench fid`` measures it (the FID network file is installed)."""
-    result = bench_compute.measure_inception(batch=1, path="plain", seconds=0, keep_heap=False)
-    assert result["images_per_s"] > 0
+    result = bench_compute.measure_inception(batch=2, path="plain", seconds=0, keep_heap=False)
+    assert result["seconds"] > 0 and result["images_per_s"] == pytest.approx(2 / result["seconds"])
 
 
 def test_sampler_measurement_runs_for_real():
-    result = bench_compute.measure_sampler("unet", "ddpm", batch=2, steps=2, path="bf16", keep_heap=False)
-    assert result["evals_per_s"] > 0 and result["seconds"] > 0
+    result = bench_compute.measure_sampler("unet", "ddpm", batch=2, steps=3, path="bf16", keep_heap=False)
+    # one timed call draws the whole batch through every step: batch x steps model evaluations
+    assert result["seconds"] > 0 and result["evals_per_s"] == pytest.approx(2 * 3 / result["seconds"])
 
 
 def test_real_subprocess_returns_a_measurement():

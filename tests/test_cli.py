@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import write_checkpoint
 from hqdm.cli import EXIT_USER_ERROR, main
 from hqdm.models import build_model
 from hqdm.train import read_state
+from hqdm.train.io import make_grid
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -172,6 +174,25 @@ def test_sample_writes_png_and_npz(
         images = npz["images"]
     assert images.dtype == np.uint8 and images.shape == (3, 1, 28, 28)
     assert sorted(p.name for p in out.iterdir()) == ["samples.npz", "samples.png"]  # no temporaries left
+    grid = np.asarray(Image.open(out / "samples.png").convert("L"))
+    expected = make_grid(images).repeat(2, axis=0).repeat(2, axis=1)  # the PNG is the npz's images, 2x
+    assert np.array_equal(grid, expected)
+
+
+def test_sample_images_follow_the_seed_and_the_sampler(
+    unet_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def draw(name: str, *args: str) -> np.ndarray:
+        run = ["sample", str(unet_checkpoint.parent.parent), "-n", "2", *args, "--out", str(tmp_path / name)]
+        assert run_cli(capsys, *run)[0] == 0
+        with np.load(tmp_path / name / "samples.npz") as npz:
+            return npz["images"]
+
+    ddim = ("--sampler", "ddim", "--steps", "3")
+    first = draw("a", *ddim, "--seed", "1")
+    assert np.array_equal(first, draw("b", *ddim, "--seed", "1"))
+    assert not np.array_equal(first, draw("c", *ddim, "--seed", "2"))
+    assert not np.array_equal(first, draw("d", "--sampler", "ddpm", "--seed", "1"))
 
 
 def test_data_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

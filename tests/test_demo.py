@@ -16,6 +16,7 @@ from hqdm.models import build_model
 from hqdm.models.pretrained import save_pretrained
 from hqdm.train import load_pipeline, read_state
 from hqdm.train.demo import COMPARED_MODELS
+from hqdm.train.io import make_grid
 
 
 @pytest.fixture
@@ -87,17 +88,24 @@ def test_training_demo_runs_again_in_a_fresh_folder(
 def test_default_demo_on_the_shipped_weights_draws_dark_framed_garments(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The real shipped models, not stand-ins: Fashion-MNIST garments sit on a black frame with a bright
-    centre. Untrained weights give a grey field (frame 99-154, centre 101-187 in uint8, measured), the
-    shipped ones frame ~26-38 and centre ~125-138 at DDIM-10."""
+    """The real shipped models, not stand-ins: each panel of the demo's picture is its model's images, and
+    Fashion-MNIST garments sit on a black frame with a bright centre. Untrained weights give a grey field
+    (frame 99-154, centre 101-187 in uint8, measured), the shipped ones frame ~26-38 and centre ~125-138
+    at DDIM-10."""
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "-n", "8", "--ddim-steps", "10"]) == 0
     stdout = capsys.readouterr().out
     assert all(f"{name} (" in stdout for name in COMPARED_MODELS)
-    assert np.asarray(Image.open(out / "comparison.png").convert("L")).std() > 0
+    picture = np.asarray(Image.open(out / "comparison.png").convert("L"))
+    left = 12  # panels sit 12 px apart under a 22 px label row, each a 3x upscaled grid
     for name in COMPARED_MODELS:
         pipe, _ = load_pipeline(name, pretrained=True, sampler="ddim", steps=10)
-        images = pipe(8, seed=0).float()
+        images = pipe(8, seed=0)
+        panel = make_grid(images.numpy()).repeat(3, axis=0).repeat(3, axis=1)
+        shown = picture[22 : 22 + panel.shape[0], left : left + panel.shape[1]]
+        assert np.array_equal(shown, panel), f"the demo's {name} panel is not {name}'s images"
+        left += panel.shape[1] + 12
+        images = images.float()
         frame = torch.cat([images[..., :2, :].flatten(1), images[..., -2:, :].flatten(1)], dim=1)
         centre = images[..., 8:20, 8:20]
         assert frame.mean() < 60 and centre.mean() - frame.mean() > 50, name

@@ -90,6 +90,7 @@ def measure_train_step(
         gflop = _count_flops(step)
     classical, quantum = count_parameters(model)
     return {
+        "precision": getattr(model, "precision", "fp32"),  # what the path set, for the record and the tests
         "seconds": seconds_per_step,
         "peak_mb": peak,
         "gflop": gflop,
