@@ -23,13 +23,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from hqdm.bench_results import Table
-from hqdm.quantum import build_circuit, expvals, to_pennylane
-from hqdm.quantum.circuits import ansatzes
+from hqdm.quantum import ANGLES_PER_LAYER, build_circuit, expvals, to_pennylane
 
 if TYPE_CHECKING:
     from types import ModuleType
-
-ANSATZ_ANGLES = {name: a.angles_per_layer for name, a in ansatzes(wires=12).items()}
 
 
 def _rss_mb() -> float:
@@ -89,7 +86,7 @@ def _time(
 def _circuit_inputs(ansatz: str, batch: int, layers: int):
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(batch, 12, generator=g) * 2 - 1) * torch.pi
-    w = torch.rand(layers, ANSATZ_ANGLES[ansatz], generator=g) * 2 * torch.pi
+    w = torch.rand(layers, ANGLES_PER_LAYER[ansatz], generator=g) * 2 * torch.pi
     return x, w
 
 

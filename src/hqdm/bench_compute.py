@@ -32,7 +32,6 @@ GEMM_SIZE = 2048
 @contextlib.contextmanager
 def _path(model: torch.nn.Module, path: str) -> Iterator[None]:
     """Run ``model`` on one of :data:`PATHS` inside the block."""
-
     if path not in PATHS:
         raise ValueError(f"unknown path {path!r}; choose from {', '.join(PATHS)}")
     set_precision(model, "bf16" if path == "bf16" else "fp32")
@@ -70,7 +69,6 @@ def measure_train_step(
 ) -> dict:
     """Seconds per forward + backward + Adam step at ``batch`` (after three warm-up steps: the heap keeps
     settling over the first few) and the GFLOP one step performs on this path (``FlopCounterMode``)."""
-
     _setup(keep_heap)
     torch.manual_seed(0)
     model = build_model(model_name)
@@ -106,7 +104,6 @@ def measure_sampler(
 
     DDPM visits every timestep of its schedule, so it runs on a ``steps``-long cosine schedule: the cost of
     one evaluation does not depend on the schedule's length."""
-
     _setup(keep_heap)
     torch.manual_seed(0)
     model = build_model(model_name)
@@ -127,7 +124,6 @@ def measure_inception(batch: int, path: str, seconds: float, keep_heap: bool = T
 
     ``plain`` is the network as it ran before the fast path (NCHW, float32); ``fp32`` and ``bf16`` are
     :class:`~hqdm.metrics.inception.FIDInceptionFeatures` at that precision (channels-last)."""
-
     _setup(keep_heap)
     net = FIDInceptionFeatures(precision="bf16" if path == "bf16" else "fp32")
     images = torch.randint(0, 256, (batch, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator())

@@ -117,7 +117,6 @@ class QuantumNoise:
 
     def _wire_probabilities(self) -> Tensor:
         """(n_qubits,) float64: the probability of measuring 1 on each wire, from the engine."""
-
         circuit = chen_circuit(self.n_qubits, self.n_layers, semantics=self.semantics)
         gen = torch.Generator().manual_seed(self.weight_seed)
         weights = torch.rand(circuit.n_weights, generator=gen, dtype=torch.float64) * 2 * math.pi

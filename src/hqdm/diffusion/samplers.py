@@ -35,9 +35,6 @@ __all__ = [
 ]
 
 
-Rng = torch.Generator | None  # a sampler's source of randomness; None draws from torch's global one
-
-
 @runtime_checkable
 class Sampler(Protocol):
     def sample(
@@ -146,7 +143,7 @@ class StepSampler:
                 x = self.step(x, x0, t, timesteps[i + 1], generator=generator)
         return x0.clamp(-1.0, 1.0)
 
-    def _noise_like(self, x: Tensor, generator: Rng) -> Tensor:
+    def _noise_like(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         return sample_noise(self.noise, tuple(x.shape), generator=generator, device=x.device, dtype=x.dtype)
 
 

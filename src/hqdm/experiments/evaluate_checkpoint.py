@@ -109,7 +109,6 @@ def package_versions() -> dict[str, str | None]:
 
 def real_reference_images(dataset: str, num_images: int, data_dir: str | Path | None) -> Tensor:
     """``num_images`` uint8 train images of ``dataset`` picked with :data:`REAL_SUBSET_SEED`."""
-
     try:
         real = load_dataset(
             dataset, "train", data_dir=data_dir, subset=num_images, subset_seed=REAL_SUBSET_SEED
@@ -233,7 +232,6 @@ def evaluate_checkpoint(
     replaces the dataset's reference set (``real_split`` names where it comes from in the record) and
     ``feature_extractor`` the FID network (tests use both).
     """
-
     resolved = resolve_checkpoint(Path(checkpoint))
     model, raw = load_checkpoint_model(
         resolved, use_ema=use_ema, device=device, precision=precision, model_factory=model_factory
@@ -305,7 +303,6 @@ def evaluate_command(
 
 def parse_metric_list(text: str | Sequence[str]) -> tuple[str, ...]:
     """``"fid,kid"`` -> ``("fid", "kid")``; unknown names raise ConfigError listing the valid ones."""
-
     names = tuple(
         n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()
     )

@@ -87,7 +87,6 @@ def run_hardware_study(
     real_images: Tensor | None = None,
 ) -> HardwareResult:
     """Score every (setting, seed) cell not yet on disk, then write the report (table, plot, JSON)."""
-
     out = Path(out_dir)
     resolved = resolve_checkpoint(Path(checkpoint))
     model, raw = load_checkpoint_model(

@@ -98,7 +98,6 @@ def _verdict(rows: list[Row], spread: float | None) -> str:
 
 def write_hardware_report(out: Path, cells: list[dict[str, Any]], settings: HardwareSettings) -> Path:
     """``hardware.md`` (table and verdict), ``hardware.json`` and ``fid_vs_shots.png`` in ``out``."""
-
     rows, spread = summarize(cells, settings)
     model = next((c.get("model_name") for c in cells), None)
     checkpoint = next((c.get("checkpoint") for c in cells), None)

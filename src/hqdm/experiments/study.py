@@ -178,7 +178,6 @@ def run_study(
 
     ``train_only`` keeps the evaluation epochs' weights but scores none of them. ``real_images`` (uint8)
     replaces the test split, ``feature_extractor`` the FID network (tests)."""
-
     settings = settings or StudySettings()
     if real_images is None and not train_only:
         try:

@@ -61,7 +61,6 @@ def save_pretrained(
     ``diffusion`` is the ``diffusion`` config section the model was trained with (schedule, T, noise
     source), which sampling needs; it is required because a folder without it would be sampled with a
     guess. Keys it lacks are read back as hqdm's defaults (:class:`hqdm.config.DiffusionConfig`)."""
-
     spec = getattr(model, "spec", None)
     if not isinstance(spec, ModelSpec):
         raise PretrainedError("the model has no build spec: build it with hqdm.models.build_model")

@@ -122,7 +122,6 @@ def load_pipeline(
 
     The pipeline draws with the noise source and schedule the model was trained with; ``precision``
     defaults to the training precision for a checkpoint and to ``auto`` for a pretrained model."""
-
     device = device or resolve_device("auto")
     if pretrained:
         folder, config = read_pretrained_config(source)

@@ -66,7 +66,6 @@ def resolve_device(name: str, *, key: str = "training.device") -> torch.device:
 
 def load_training_images(cfg: Config) -> Tensor:
     """The configured training split as float images in [-1, 1], (N, C, 28, 28) on the CPU."""
-
     d = cfg.data
     try:
         dataset = load_dataset(
