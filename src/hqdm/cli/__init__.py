@@ -11,8 +11,8 @@ parser, adds its arguments and returns the function that runs it (``Namespace ->
             return 0
         return run
 
-The subcommands live in one module per group: :mod:`~hqdm.cli.training` (train, sample, export, evaluate),
-:mod:`~hqdm.cli.experiments` (study, reproduce, hardware), :mod:`~hqdm.cli.inspection` (models, data,
+The subcommands live in one module per group: :mod:`~hqdm.cli.training` (train, sample, export, evaluate,
+score), :mod:`~hqdm.cli.experiments` (study, reproduce, hardware), :mod:`~hqdm.cli.inspection` (models, data,
 bench) and :mod:`~hqdm.cli.showcase` (demo). Every module of this package imports torch and the rest of
 hqdm only inside functions, so that ``hqdm --help`` and argument errors stay fast.
 
@@ -35,7 +35,7 @@ Configure = Callable[[argparse.ArgumentParser], Runner]
 
 # The order of ``hqdm --help``: the everyday commands first, whichever module defines them.
 HELP_ORDER = (
-    "train", "sample", "export", "models", "demo", "data", "bench", "evaluate", "study", "reproduce",
+    "train", "sample", "export", "models", "demo", "data", "bench", "evaluate", "score", "study", "reproduce",
     "hardware",
 )  # fmt: skip
 _SUBCOMMANDS: dict[str, tuple[str, Configure]] = {}

@@ -1,5 +1,5 @@
 """Subcommands that train a model, draw from it, export it and score it: train, sample, export,
-evaluate."""
+evaluate, score."""
 
 from __future__ import annotations
 
@@ -189,6 +189,64 @@ def _evaluate(parser: argparse.ArgumentParser) -> Runner:
         )
         print(result.markdown_path.read_text(encoding="utf-8").rstrip())
         print(f"  numbers, settings and versions: {result.json_path}")
+        return 0
+
+    return metric_errors(run)
+
+
+@subcommand("score", "score saved samples (or real images) against a dataset split with FID and KID")
+def _score(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("generated", help="an .npz from `hqdm sample`, or DATASET:SPLIT for real images")
+    parser.add_argument("--against", required=True, help="the reference set, e.g. fashion-mnist:test")
+    parser.add_argument("--num-generated", type=positive_int, help="score the first N images (default all)")
+    parser.add_argument("--num-real", type=positive_int, help="a random N of the reference (default all)")
+    parser.add_argument("--metrics", default="fid,kid", help="comma-separated: fid,kid,ssim")
+    parser.add_argument("--resize", default="torch-bilinear", help="torch-bilinear or tf1-bilinear")
+    parser.add_argument("--fid-precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--data-dir", help="folder holding the datasets")
+    parser.add_argument("--seed", type=int, default=0, help="picks real subsets and KID subsets")
+    parser.add_argument("--kid-subset-size", type=positive_int, default=100)
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--json", help="also write the scores and what was scored to this file")
+
+    def run(args: argparse.Namespace) -> int:
+        import json
+        from pathlib import Path
+
+        from hqdm.config import ConfigError
+        from hqdm.experiments.evaluate_checkpoint import parse_metric_list
+        from hqdm.experiments.score_samples import load_image_set, score_image_sets
+        from hqdm.files import atomic_write_text
+        from hqdm.train.setup import resolve_device
+
+        metrics = parse_metric_list(args.metrics)
+        if "is" in metrics:
+            raise ConfigError("--metrics: IS needs a classifier; use `hqdm evaluate --inception-weights`")
+        device = resolve_device(args.device, key="--device")
+        sets = [
+            load_image_set(source, num_images=n, seed=args.seed, data_dir=args.data_dir)
+            for source, n in ((args.generated, args.num_generated), (args.against, args.num_real))
+        ]
+        record = score_image_sets(
+            *sets,
+            metrics=metrics,
+            resize=args.resize,
+            feature_precision=args.fid_precision,
+            kid_subset_size=args.kid_subset_size,
+            seed=args.seed,
+            device=device,
+            progress=True,
+        )
+        m = record["metrics"]
+        scores = [f"FID {m['fid']:.2f}"] if "fid" in m else []
+        scores += [f"KID {m['kid_mean']:.4f} +- {m['kid_std']:.4f}"] if "kid_mean" in m else []
+        scores += [f"SSIM {m['ssim']:.4f}"] if "ssim" in m else []
+        print(
+            f"{', '.join(scores)}: {m['num_generated']} of {args.generated} against {m['num_real']} of "
+            f"{args.against} ({args.resize} resize, FID network in {args.fid_precision})"
+        )
+        if args.json:
+            atomic_write_text(Path(args.json), json.dumps(record, indent=2) + "\n")
         return 0
 
     return metric_errors(run)
