@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hqdm import bench, bench_compute
+from hqdm import bench, bench_compute, bench_workers
 from hqdm.cli import main
 from hqdm.quantum import ANGLES_PER_LAYER, build_circuit, expvals
 
@@ -232,3 +232,33 @@ def test_sampler_measurement_runs_for_real():
 def test_real_subprocess_returns_a_measurement():
     """The subprocess plumbing with a qualified measurement name, end to end (a small matrix product)."""
     assert bench._subprocess("bench_compute.measure_gemm", dtype="float32", size=64, seconds=0)["gflops"] > 0
+
+
+def test_workers_benchmark_compares_total_steps_per_second_of_the_two_layouts(monkeypatch):
+    """One process with every core, then one process per core at the same time; the ratio is the sum of
+    the parallel processes' steps/s over the single process's."""
+    calls = []
+
+    def fake(kind, count, extra_env=None, **kwargs):
+        calls.append((kind, count, extra_env["OMP_NUM_THREADS"], kwargs["model_name"]))
+        return [{"seconds": 0.7}] if count == 1 else [{"seconds": 0.9}, {"seconds": 1.0}]
+
+    monkeypatch.setattr(bench, "_subprocesses", fake)
+    monkeypatch.setattr(bench_workers.os, "cpu_count", lambda: 2)
+    lines = []
+    table = bench_workers.workers_benchmark(("unet",), ("bf16",), seconds=0, echo=lines.append)
+    assert calls == [
+        ("bench_compute.measure_train_step", 1, "2", "unet"),
+        ("bench_compute.measure_train_step", 2, "1", "unet"),
+    ]
+    rows = [line for line in lines if line.startswith("| unet")]
+    assert rows[0] == "| unet | bf16 | 1 x 2 threads | 0.700 | 1.43 | 183 | 1.00x |"
+    assert rows[1] == "| unet | bf16 | 2 x 1 thread | 0.950 | 2.11 | 270 | 1.48x |"
+    assert table.lines() == lines
+
+
+def test_parallel_subprocesses_return_one_result_each():
+    results = bench._subprocesses(
+        "bench_compute.measure_gemm", 2, {"OMP_NUM_THREADS": "1"}, dtype="float32", size=64, seconds=0
+    )
+    assert len(results) == 2 and all(r["gflops"] > 0 for r in results)

@@ -222,16 +222,31 @@ def measure_circuits(
 LIVE_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
-def _subprocess(kind: str, extra_env: dict[str, str] | None = None, **kwargs) -> dict:
-    """Run one measurement in a fresh interpreter and return its JSON result."""
+def _subprocesses(kind: str, count: int, extra_env: dict[str, str] | None = None, **kwargs) -> list[dict]:
+    """Run ``count`` copies of one measurement at the same time, each in a fresh interpreter; return
+    their JSON results."""
     module, _, function = kind.rpartition(".")  # "measure_x" (this module) or "bench_compute.measure_x"
     code = f"import json, hqdm.{module or 'bench'} as b; print(json.dumps(b.{function}(**{kwargs!r})))"
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "passive")}
     env.update(extra_env or {})
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"benchmark subprocess failed ({kind} {kwargs}):\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(count)
+    ]
+    results = []
+    for process in started:
+        stdout, stderr = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"benchmark subprocess failed ({kind} {kwargs}):\n{stderr[-2000:]}")
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    return results
+
+
+def _subprocess(kind: str, extra_env: dict[str, str] | None = None, **kwargs) -> dict:
+    """Run one measurement in a fresh interpreter and return its JSON result."""
+    return _subprocesses(kind, 1, extra_env, **kwargs)[0]
 
 
 # ---------------------------------------------------------------------------------------------------

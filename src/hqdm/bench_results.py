@@ -38,6 +38,7 @@ FORMATTERS = {
     "train-step": "hqdm.bench_compute:format_train_step",
     "sample": "hqdm.bench_compute:format_sample",
     "fid": "hqdm.bench_compute:format_fid",
+    "workers": "hqdm.bench_workers:format_workers",
 }
 
 MARKER = re.compile(

@@ -42,12 +42,20 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
         "--train-only", action="store_true",
         help="train every cell and keep its evaluation epochs; a later run without it evaluates them",
     )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=positive_int, default=1,
+        help="run this many (model, seed) cells at once as separate processes (docs/performance.md)",
+    )  # fmt: skip
+    parser.add_argument("--threads", type=positive_int, help="per worker (default: the cores shared out)")
 
     def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         from hqdm.experiments.evaluate_checkpoint import EvalSettings
         from hqdm.experiments.study import StudySettings, run_study
+
+        if args.workers > 1:
+            return _study_in_parallel(args)
 
         evaluation = EvalSettings(
             num_samples=args.num_samples, sampler="ddim", steps=args.steps, metrics=("fid", "kid"),
@@ -75,6 +83,46 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
         return 0
 
     return run
+
+
+def _study_cell_argv(args: argparse.Namespace, model: str, seed: int) -> tuple[str, ...]:
+    """The ``hqdm study`` command line of one cell: every option the parent was given, one model, one
+    seed, one worker."""
+    import sys
+
+    argv = [sys.executable, "-m", "hqdm", "study", "--models", model, "--seeds", str(seed)]
+    for dest, value in vars(args).items():
+        if dest in {"command", "run", "models", "seeds", "workers", "threads"} or value in (None, False):
+            continue
+        argv += [f"--{dest.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    return tuple(argv)
+
+
+def _study_in_parallel(args: argparse.Namespace) -> int:
+    """Every (model, seed) cell as its own ``hqdm study`` process, ``--workers`` at a time; then the
+    report over all of them."""
+    from pathlib import Path
+
+    from hqdm.experiments.parallel_cells import Cell, default_threads, run_cells
+    from hqdm.experiments.study import cache_test_features, finish_study
+
+    out = Path(args.out or f"results/study-{args.dataset}")
+    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    seeds = int_list(args.seeds, "--seeds")
+    cells = [
+        Cell(f"{m} seed {s}", _study_cell_argv(args, m, s), out / "logs" / f"{m}-seed{s}.log")
+        for s in seeds
+        for m in models
+    ]
+    if not args.train_only:  # once with every core, instead of once per cell at the same time
+        cache_test_features(args.dataset, args.data_dir, args.fid_precision)
+    failed = run_cells(cells, workers=args.workers, threads=args.threads or default_threads(args.workers))
+    print(f"metrics: {finish_study(out, args.dataset)}")
+    if failed:
+        names = ", ".join(cell.name for cell in failed)
+        print(f"{len(failed)} of {len(cells)} cells failed: {names}; their logs say why")
+        return 1
+    return 0
 
 
 @subcommand("reproduce", "train and evaluate every column of a paper's table (resumable)")

@@ -67,7 +67,9 @@ def _data(parser: argparse.ArgumentParser) -> Runner:
     "measure the quantum engine against PennyLane and TorchQuantum, or a training step of every model",
 )
 def _bench(parser: argparse.ArgumentParser) -> Runner:
-    kinds = parser.add_subparsers(dest="kind", required=True, metavar="{quantum,train-step,sample,fid}")
+    kinds = parser.add_subparsers(
+        dest="kind", required=True, metavar="{quantum,train-step,sample,fid,workers}"
+    )
     quantum = kinds.add_parser(
         "quantum", help="circuits/s of hqdm vs PennyLane default.qubit and TorchQuantum, peak memory"
     )
@@ -111,13 +113,21 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
     fid.add_argument("--batch", type=int, default=100)
     fid.add_argument("--paths", default="plain,fp32,bf16", help="comma-separated: plain,fp32,bf16")
     fid.add_argument("--seconds", type=float, default=10.0, help="minimum timing per precision")
-    for kind in (step, sample, fid):
+    workers = kinds.add_parser(
+        "workers", help="training steps/s of one process with every core vs parallel processes (--workers)"
+    )
+    workers.add_argument("--models", default="unet,qvunet-1hq", help="comma-separated model names")
+    workers.add_argument("--paths", default="bf16", help="comma-separated: fp32,bf16")
+    workers.add_argument("--batch", type=int, default=128)
+    workers.add_argument("--seconds", type=float, default=10.0, help="minimum timing per measurement")
+    workers.add_argument("--workers", type=positive_int, help="parallel processes (default: one per core)")
+    for kind in (step, sample, fid, workers):
         kind.add_argument(
             "--glibc-heap-defaults",
             action="store_true",
             help="measure with glibc's default heap settings instead of those hqdm's commands set",
         )
-    for kind in (quantum, step, sample, fid):
+    for kind in (quantum, step, sample, fid, workers):
         kind.add_argument(
             "--json", metavar="PATH", help="also write the raw measurements there (benchmarks/results/*.json)"
         )
@@ -152,6 +162,13 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
                 tables["fid"] = bench_compute.fid_benchmark(
                     batch=args.batch, paths=paths, seconds=args.seconds, keep_heap=keep_heap
                 )
+            elif args.kind == "workers":
+                from hqdm.bench_workers import workers_benchmark
+
+                tables["workers"] = workers_benchmark(
+                    models, paths, batch=args.batch, seconds=args.seconds, workers=args.workers,
+                    keep_heap=keep_heap,
+                )  # fmt: skip
             elif args.kind == "sample":
                 tables["sample"] = bench_compute.sample_benchmark(
                     models or ("unet",), paths, batch=args.batch, steps=args.steps, keep_heap=keep_heap

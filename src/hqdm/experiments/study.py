@@ -39,10 +39,12 @@ from hqdm.diffusion import sampler_label
 from hqdm.experiments.evaluate_checkpoint import EVALUATION_JSON, EvalSettings, evaluate_checkpoint
 from hqdm.experiments.study_report import write_report
 from hqdm.files import atomic_write_text
+from hqdm.metrics.cache import real_features
+from hqdm.metrics.inception import FIDInceptionFeatures
 from hqdm.train import latest_checkpoint, read_state, train
-from hqdm.train.setup import ModelFactory, default_model_factory, load_training_images
+from hqdm.train.setup import ModelFactory, default_model_factory, load_training_images, resolve_device
 
-__all__ = ["StudySettings", "run_study", "study_config"]
+__all__ = ["StudySettings", "cache_test_features", "finish_study", "run_study", "study_config"]
 
 KEPT_FILES = ("ema.safetensors", "state.json", "config.json")  # what an evaluation needs, ~2 MB
 METRICS_CSV = "metrics.csv"
@@ -216,6 +218,23 @@ def run_study(
                 )
                 log(f"  FID {result.record['metrics'].get('fid'):.2f} ({eval_dir})")
                 write_report(out_dir, dataset, write_metrics_csv(out_dir))
+    return finish_study(out_dir, dataset)
+
+
+def cache_test_features(dataset: str, data_dir: str | Path | None, fid_precision: str) -> None:
+    """Extract and cache the FID features of the test split the evaluations score against (a no-op when
+    they are cached), so that cells evaluated in parallel find them instead of each extracting them."""
+    try:
+        images = load_dataset(dataset, "test", data_dir=data_dir).images
+    except ValueError as err:
+        raise ConfigError(f"--dataset: {err}") from err
+    device = resolve_device("auto")
+    extractor = FIDInceptionFeatures(precision=fid_precision).to(device)
+    real_features(images, extractor, batch_size=250, device=device, progress=True)
+
+
+def finish_study(out_dir: Path, dataset: str) -> Path:
+    """``metrics.csv`` and the report over every evaluation under ``out_dir`` (whichever process made it)."""
     metrics = write_metrics_csv(out_dir)
     if metrics.is_file():
         write_report(out_dir, dataset, metrics)
