@@ -116,7 +116,8 @@ def _study_in_parallel(args: argparse.Namespace) -> int:
     ]
     if not args.train_only:  # once with every core, instead of once per cell at the same time
         cache_test_features(args.dataset, args.data_dir, args.fid_precision)
-    failed = run_cells(cells, workers=args.workers, threads=args.threads or default_threads(args.workers))
+    workers = min(args.workers, len(cells))  # fewer cells than workers: each gets a larger share
+    failed = run_cells(cells, workers=workers, threads=args.threads or default_threads(workers))
     print(f"metrics: {finish_study(out, args.dataset)}")
     if failed:
         names = ", ".join(cell.name for cell in failed)

@@ -18,7 +18,9 @@ Layout of ``out_dir`` (``results/study-<dataset>/`` from the command line)::
 
 Training checkpoints (with optimiser states) stay out of git, so a run's training must finish within one
 session; its evaluations may follow later from the kept EMA weights (``train_only`` trains every cell and
-keeps its epochs without evaluating; a later run without it evaluates them).
+keeps its epochs without evaluating; a later run without it evaluates them). Cells are independent: the
+command line's ``--workers`` runs several at once as separate processes
+(:mod:`hqdm.experiments.parallel_cells`).
 """
 
 from __future__ import annotations
