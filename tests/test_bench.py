@@ -5,6 +5,7 @@ The peer tests run wherever ``bash scripts/install_torchquantum_peer.sh`` can in
 missing peer fails them instead of skipping them.
 """
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -262,3 +263,14 @@ def test_parallel_subprocesses_return_one_result_each():
         "bench_compute.measure_gemm", 2, {"OMP_NUM_THREADS": "1"}, dtype="float32", size=64, seconds=0
     )
     assert len(results) == 2 and all(r["gflops"] > 0 for r in results)
+
+
+def test_bench_workers_command_writes_its_table(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(
+        bench, "_subprocesses", lambda kind, count, extra_env=None, **kw: [{"seconds": 1.0}] * count
+    )
+    out = tmp_path / "workers.json"
+    assert main(["bench", "workers", "--models", "unet", "--workers", "2", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert [row["processes"] for row in record["tables"]["workers"]["rows"]] == [1, 2]
+    assert "| unet | bf16 | 2 x " in capsys.readouterr().out
