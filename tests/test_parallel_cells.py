@@ -67,7 +67,8 @@ def test_a_cell_command_carries_every_option_of_the_parent() -> None:
     parent = build_parser().parse_args(
         ["study", "--dataset", "fashion-mnist", "--models", "unet,qvunet-1hq", "--seeds", "0,1", "--data-dir",
          "D", "--out", "O", "--epochs", "3", "--eval-epochs", "1,3", "--num-samples", "50", "--steps", "7",
-         "--precision", "fp32", "--fid-precision", "fp32", "--train-only", "--workers", "2", "--threads", "1"]
+         "--precision", "fp32", "--fid-precision", "fp32", "--eta", "1", "--train-only", "--workers", "2",
+         "--threads", "1"]
     )  # fmt: skip
     argv = _study_cell_argv(parent, "qvunet-1hq", 1)
     assert argv[:4] == (sys.executable, "-m", "hqdm", "study")

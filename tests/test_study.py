@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import shutil
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,13 @@ def test_report_pairs_seeds_and_gives_t_intervals_and_verdicts(tmp_path: Path) -
     assert "| qvunet-1hq | 100 | 1 | 3 | 296.33 ± 6.51 |" in report
     assert f"| {-26 / 3:+.2f} [{-26 / 3 - half:+.2f}, {-26 / 3 + half:+.2f}] | ahead |" in report
     assert (tmp_path / "fid_vs_epoch.png").stat().st_size > 1000
+
+
+def test_one_folder_holds_one_evaluation_protocol(tmp_path: Path) -> None:
+    """Epochs scored with DDIM eta 1 are labelled so in metrics.csv; asking the same folder for eta 0
+    afterwards is a named error, not a silent skip that would mix two samplers in one table."""
+    eta1 = replace(SETTINGS, evaluation=replace(SETTINGS.evaluation, eta=1.0))
+    rows = _rows(_study(tmp_path, CountingFactory(), models=("unet",), settings=eta1))
+    assert {r["sampler"] for r in rows} == {"ddim2-eta1"}
+    with pytest.raises(ConfigError, match=r"eta 1.0 -> 0.0\); one study folder holds one protocol"):
+        _study(tmp_path, refuse_models, models=("unet",))

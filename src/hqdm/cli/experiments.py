@@ -33,6 +33,10 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--eval-epochs", default="1,2,5,10", help="epochs evaluated (must include the last)")
     parser.add_argument("--num-samples", type=positive_int, default=2000, help="EMA samples per evaluation")
     parser.add_argument("--steps", type=positive_int, default=100, help="DDIM steps per sample")
+    parser.add_argument(
+        "--eta", type=float, default=0.0,
+        help="DDIM eta of the evaluations: 0 deterministic, 1 fresh noise at every step (docs/RESULTS.md)",
+    )  # fmt: skip
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16", help="training and sampling")
     parser.add_argument(
         "--fid-precision", choices=("fp32", "bf16"), default="bf16",
@@ -58,8 +62,8 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
             return _study_in_parallel(args)
 
         evaluation = EvalSettings(
-            num_samples=args.num_samples, sampler="ddim", steps=args.steps, metrics=("fid", "kid"),
-            batch_size=250, feature_precision=args.fid_precision,
+            num_samples=args.num_samples, sampler="ddim", steps=args.steps, eta=args.eta,
+            metrics=("fid", "kid"), batch_size=250, feature_precision=args.fid_precision,
         )  # fmt: skip
         settings = StudySettings(
             epochs=args.epochs,

@@ -248,10 +248,12 @@ def sampler_options(kind: str, **settings: object) -> dict[str, object]:
     return {name: value for name, value in settings.items() if name in _entry(kind)[1]}
 
 
-def sampler_label(kind: str, steps: int | None = None) -> str:
+def sampler_label(kind: str, steps: int | None = None, eta: float | None = None) -> str:
     """Short name for tables and CSV files: ``ddpm``, or with the step count for samplers that take
-    one (``ddim100``)."""
-    return f"{kind}{steps}" if "steps" in _entry(kind)[1] else kind
+    one (``ddim100``), and a non-zero eta for those that take one (``ddim100-eta1``)."""
+    taken = _entry(kind)[1]
+    label = f"{kind}{steps}" if "steps" in taken else kind
+    return label + (f"-eta{eta:g}" if eta and "eta" in taken else "")
 
 
 def sampler_description(kind: str, steps: int | None = None, eta: float | None = None) -> str:

@@ -127,6 +127,24 @@ def _train_to(cfg: Config, epoch: int, images: Tensor, factory: ModelFactory, pr
     train(cfg, resume=resume, max_steps=steps, images=images, model_factory=factory, progress=progress)
 
 
+_PROTOCOL = ("num_samples", "sampler", "steps", "eta", "feature_precision")
+
+
+def _check_same_protocol(eval_dir: Path, evaluation: EvalSettings) -> None:
+    """One study folder holds one evaluation protocol: an epoch scored another way is not "done"."""
+    record = json.loads((eval_dir / EVALUATION_JSON).read_text(encoding="utf-8"))
+    stored = {"feature_precision": "fp32", **record["settings"]}  # older records have no FID precision
+    wanted = evaluation.as_dict()
+    differ = {k: (stored.get(k), wanted[k]) for k in _PROTOCOL if stored.get(k) != wanted[k]}
+    if differ:
+        changes = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in differ.items())
+        raise ConfigError(
+            f"{eval_dir} was scored another way than this run asks ({changes}); one study folder holds "
+            "one protocol. Use another --out, and copy runs/<model>/seed<k>/epochs/ there to score the "
+            "kept epochs the new way without training again."
+        )
+
+
 def _metrics_row(record: dict[str, Any], seed: int) -> dict[str, Any]:
     m, s, ck = record["metrics"], record["settings"], record["checkpoint"]
     return {
@@ -140,7 +158,7 @@ def _metrics_row(record: dict[str, Any], seed: int) -> dict[str, Any]:
         "num_generated": m["num_generated"],
         "num_real": m["num_real"],
         "real_split": record["real"]["split"],
-        "sampler": sampler_label(s["sampler"], s["steps"]),
+        "sampler": sampler_label(s["sampler"], s["steps"], s.get("eta")),
         "precision": record.get("precision"),
         "fid_precision": s.get("feature_precision", "fp32"),
         "params": ck["params_total"],
@@ -196,6 +214,7 @@ def run_study(
             for epoch in sorted(settings.eval_epochs):
                 eval_dir = run_dir / "eval" / f"epoch_{epoch:03d}"
                 if (eval_dir / EVALUATION_JSON).is_file():
+                    _check_same_protocol(eval_dir, settings.evaluation)
                     continue
                 kept = run_dir / "epochs" / f"epoch_{epoch:03d}"
                 if not kept.is_dir():
