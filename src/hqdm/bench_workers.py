@@ -23,8 +23,11 @@ def _layout(processes: int, threads: int) -> str:
     return f"{processes} x {threads} thread{'s' if threads > 1 else ''}"
 
 
+DEFAULT_MODELS = ("unet", "qvunet-1hq")  # the study's first pair
+
+
 def workers_benchmark(
-    models: tuple[str, ...] | None = ("unet", "qvunet-1hq"),
+    models: tuple[str, ...] | None = None,
     paths: tuple[str, ...] = ("bf16",),
     batch: int = 128,
     seconds: float = 10.0,
@@ -32,15 +35,15 @@ def workers_benchmark(
     keep_heap: bool = True,
     echo: Callable[[str], None] = print,
 ) -> Table:
-    """Per model and path: one process with every core, then ``workers`` processes (default: one per
-    core) at once with the cores shared out."""
+    """Per model (default :data:`DEFAULT_MODELS`) and path: one process with every core, then ``workers``
+    processes (default: one per core) at once with the cores shared out."""
     cores = os.cpu_count() or 1
     workers = workers or cores
     threads = max(1, cores // workers)
     info = {"machine": bench.machine_line(), "batch": batch, "cores": cores, "workers": workers}
     table = Table("workers", info)
     echo(_head(info))
-    for name in models or ("unet", "qvunet-1hq"):
+    for name in models or DEFAULT_MODELS:
         for path in paths:
             options = {"batch": batch, "seconds": seconds, "path": path, "keep_heap": keep_heap}
             for processes, share in ((1, cores), (workers, threads)):

@@ -4,6 +4,7 @@ hardware."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hqdm.cli import Runner, subcommand
 from hqdm.cli.errors import metric_errors
@@ -53,8 +54,6 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--threads", type=positive_int, help="per worker (default: the cores shared out)")
 
     def run(args: argparse.Namespace) -> int:
-        from pathlib import Path
-
         from hqdm.experiments.evaluate_checkpoint import EvalSettings
         from hqdm.experiments.study import StudySettings, run_study
 
@@ -74,9 +73,9 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
         )
         metrics = run_study(
             args.dataset,
-            tuple(name.strip() for name in args.models.split(",") if name.strip()),
+            _study_models(args),
             int_list(args.seeds, "--seeds"),
-            Path(args.out or f"results/study-{args.dataset}"),
+            _study_out(args),
             settings=settings,
             data_dir=args.data_dir,
             progress=True,
@@ -87,6 +86,14 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
         return 0
 
     return run
+
+
+def _study_models(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(name.strip() for name in args.models.split(",") if name.strip())
+
+
+def _study_out(args: argparse.Namespace) -> Path:
+    return Path(args.out or f"results/study-{args.dataset}")
 
 
 def _study_cell_argv(args: argparse.Namespace, model: str, seed: int) -> tuple[str, ...]:
@@ -105,18 +112,14 @@ def _study_cell_argv(args: argparse.Namespace, model: str, seed: int) -> tuple[s
 def _study_in_parallel(args: argparse.Namespace) -> int:
     """Every (model, seed) cell as its own ``hqdm study`` process, ``--workers`` at a time; then the
     report over all of them."""
-    from pathlib import Path
-
     from hqdm.experiments.parallel_cells import Cell, default_threads, run_cells
     from hqdm.experiments.study import cache_test_features, finish_study
 
-    out = Path(args.out or f"results/study-{args.dataset}")
-    models = [name.strip() for name in args.models.split(",") if name.strip()]
-    seeds = int_list(args.seeds, "--seeds")
+    out = _study_out(args)
     cells = [
         Cell(f"{m} seed {s}", _study_cell_argv(args, m, s), out / "logs" / f"{m}-seed{s}.log")
-        for s in seeds
-        for m in models
+        for s in int_list(args.seeds, "--seeds")
+        for m in _study_models(args)
     ]
     if not args.train_only:  # once with every core, instead of once per cell at the same time
         cache_test_features(args.dataset, args.data_dir, args.fid_precision)
@@ -221,8 +224,6 @@ def _hardware(parser: argparse.ArgumentParser) -> Runner:
     qasm.add_argument("--no-ema", action="store_true", help="the online weights instead of the EMA weights")
 
     def run(args: argparse.Namespace) -> int:
-        from pathlib import Path
-
         from hqdm.train import resolve_checkpoint
         from hqdm.train.setup import resolve_device
 

@@ -132,8 +132,7 @@ _PROTOCOL = ("num_samples", "sampler", "steps", "eta", "feature_precision")
 
 def _check_same_protocol(eval_dir: Path, evaluation: EvalSettings) -> None:
     """One study folder holds one evaluation protocol: an epoch scored another way is not "done"."""
-    record = json.loads((eval_dir / EVALUATION_JSON).read_text(encoding="utf-8"))
-    stored = {"feature_precision": "fp32", **record["settings"]}  # older records have no FID precision
+    stored = _stored_settings(json.loads((eval_dir / EVALUATION_JSON).read_text(encoding="utf-8")))
     wanted = evaluation.as_dict()
     differ = {k: (stored.get(k), wanted[k]) for k in _PROTOCOL if stored.get(k) != wanted[k]}
     if differ:
@@ -145,8 +144,13 @@ def _check_same_protocol(eval_dir: Path, evaluation: EvalSettings) -> None:
         )
 
 
+def _stored_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation record's settings; records older than the FID precision option were fp32."""
+    return {"feature_precision": "fp32", **record["settings"]}
+
+
 def _metrics_row(record: dict[str, Any], seed: int) -> dict[str, Any]:
-    m, s, ck = record["metrics"], record["settings"], record["checkpoint"]
+    m, s, ck = record["metrics"], _stored_settings(record), record["checkpoint"]
     return {
         "model": ck["model_name"],
         "seed": seed,
@@ -160,7 +164,7 @@ def _metrics_row(record: dict[str, Any], seed: int) -> dict[str, Any]:
         "real_split": record["real"]["split"],
         "sampler": sampler_label(s["sampler"], s["steps"], s.get("eta")),
         "precision": record.get("precision"),
-        "fid_precision": s.get("feature_precision", "fp32"),
+        "fid_precision": s["feature_precision"],
         "params": ck["params_total"],
     }
 
@@ -202,10 +206,7 @@ def run_study(
     replaces the test split, ``feature_extractor`` the FID network (tests)."""
     settings = settings or StudySettings()
     if real_images is None and not train_only:
-        try:
-            real_images = load_dataset(dataset, "test", data_dir=data_dir).images
-        except ValueError as err:
-            raise ConfigError(f"--dataset: {err}") from err
+        real_images = _test_images(dataset, data_dir)
     images: Tensor | None = None
     for seed in seeds:
         for model in models:
@@ -245,13 +246,17 @@ def run_study(
 def cache_test_features(dataset: str, data_dir: str | Path | None, fid_precision: str) -> None:
     """Extract and cache the FID features of the test split the evaluations score against (a no-op when
     they are cached), so that cells evaluated in parallel find them instead of each extracting them."""
-    try:
-        images = load_dataset(dataset, "test", data_dir=data_dir).images
-    except ValueError as err:
-        raise ConfigError(f"--dataset: {err}") from err
     device = resolve_device("auto")
     extractor = FIDInceptionFeatures(precision=fid_precision).to(device)
-    real_features(images, extractor, batch_size=250, device=device, progress=True)
+    real_features(_test_images(dataset, data_dir), extractor, batch_size=250, device=device, progress=True)
+
+
+def _test_images(dataset: str, data_dir: str | Path | None) -> Tensor:
+    """The uint8 test split every evaluation of the study scores against."""
+    try:
+        return load_dataset(dataset, "test", data_dir=data_dir).images
+    except ValueError as err:
+        raise ConfigError(f"--dataset: {err}") from err
 
 
 def finish_study(out_dir: Path, dataset: str) -> Path:
