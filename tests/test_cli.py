@@ -38,11 +38,25 @@ def test_only_a_successful_command_leaves_the_process_group(
     import hqdm.train.distributed as distributed
 
     calls: list[None] = []
-    monkeypatch.setattr(distributed, "leave_process_group", lambda: calls.append(None))
+    monkeypatch.setattr(distributed, "leave_process_group", lambda: calls.append(None) or False)
     assert run_cli(capsys, "models")[0] == 0 and len(calls) == 1
     # a failed command skips the barrier, which the failed rank would never reach
     code = run_cli(capsys, "train", str(tmp_path / "missing.yaml"))[0]
     assert code == EXIT_USER_ERROR and len(calls) == 1
+
+
+def test_a_rank_that_left_its_group_exits_without_teardown(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hqdm.train.distributed as distributed
+
+    def exit_now(code: int) -> None:
+        raise SystemExit(f"exited with {code}")
+
+    monkeypatch.setattr(distributed, "leave_process_group", lambda: True)
+    monkeypatch.setattr(distributed, "exit_without_teardown", exit_now)
+    with pytest.raises(SystemExit, match="exited with 0"):
+        run_cli(capsys, "models")
 
 
 def test_every_command_first_keeps_freed_memory_in_the_process(

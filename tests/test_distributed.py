@@ -30,6 +30,7 @@ from hqdm.train.distributed import (
     DistContext,
     DistributedError,
     TorchrunEnv,
+    exit_without_teardown,
     join_process_group,
     leave_process_group,
     shard_bounds,
@@ -124,7 +125,7 @@ def two_process_job(root: Path) -> None:
     (root / f"rank{rank}.json").write_text(json.dumps(info))
     if gathered is not None:
         save_file({"images": gathered}, root / "quantum_samples.safetensors")
-    leave_process_group()  # as every hqdm command does last
+    assert leave_process_group()  # as every hqdm command does last
 
 
 def free_loopback_port() -> int:
@@ -249,6 +250,23 @@ def test_shards_cover_every_item_once() -> None:
     assert DistContext(rank=1, world_size=2).bounds(5) == (2, 5)
 
 
+def test_without_a_group_there_is_nothing_to_leave() -> None:
+    assert leave_process_group() is False
+
+
+def test_exit_without_teardown_flushes_output_and_keeps_the_code() -> None:
+    # stdout to a pipe is block-buffered: without the flush, os._exit would lose the unfinished line
+    script = (
+        "from hqdm.train.distributed import exit_without_teardown\n"
+        "print('written', end='')\n"
+        "exit_without_teardown(3)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert (done.returncode, done.stdout) == (3, "written"), done.stderr
+
+
 def test_torchrun_environment_is_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
@@ -266,3 +284,4 @@ def test_torchrun_environment_is_read_and_checked(monkeypatch: pytest.MonkeyPatc
 
 if __name__ == "__main__":  # a rank of the torchrun job started by the ``job`` fixture
     two_process_job(Path(sys.argv[1]))
+    exit_without_teardown(0)  # as every hqdm command does after leaving a group

@@ -85,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("hqdm: interrupted (a training run continues with --resume)", file=sys.stderr)
         return 130
     if code == 0:  # after a failure, no barrier: the failed rank would never reach it
-        from hqdm.train.distributed import leave_process_group
+        from hqdm.train.distributed import exit_without_teardown, leave_process_group
 
-        leave_process_group()
+        if leave_process_group():  # a rank of a torchrun job: its teardown could abort it
+            exit_without_teardown(code)
     return code
