@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 
 from conftest import PixelStats, write_checkpoint
 from hqdm.cli import EXIT_USER_ERROR, main
-from hqdm.config import ModelConfig
+from hqdm.config import ConfigError, ModelConfig
 from hqdm.experiments.hardware import run_hardware_study
 from hqdm.experiments.hardware_settings import HardwareSettings
 from hqdm.models import build_model
@@ -67,9 +68,9 @@ def test_measure_scores_every_setting_and_seed_and_resumes(tmp_path: Path) -> No
     real = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
     features = CountingPixelStats()
 
-    def measure(out: Path):
+    def measure(out: Path, settings: HardwareSettings = SETTINGS):
         return run_hardware_study(
-            checkpoint, out, SETTINGS, device=torch.device("cpu"), cache_dir=tmp_path / "cache",
+            checkpoint, out, settings, device=torch.device("cpu"), cache_dir=tmp_path / "cache",
             log=lambda _: None, model_factory=_tiny_factory, feature_extractor=features, real_images=real,
         )  # fmt: skip
 
@@ -101,6 +102,12 @@ def test_measure_scores_every_setting_and_seed_and_resumes(tmp_path: Path) -> No
     (out / "cells" / "shots-8-seed1.json").unlink()
     again = {(c["setting"]["label"], c["seed"]): c for c in measure(out).cells}
     assert again[("shots-8", 1)]["metrics"] == cells[("shots-8", 1)]["metrics"]  # seeded: the same draws
+    # cells on disk scored with another sampler are a named error, not skipped into a mixed table
+    with pytest.raises(ConfigError, match=r"eta 0.0 -> 1.0\); one --out folder holds one protocol"):
+        measure(out, replace(SETTINGS, eta=1.0))
+    eta1 = measure(tmp_path / "eta1", replace(SETTINGS, eta=1.0, shots=(), noise_levels=(), seeds=(0,)))
+    assert [c["evaluation"]["eta"] for c in eta1.cells] == [1.0]
+    assert "ddim2-eta1" in (tmp_path / "eta1" / "hardware.md").read_text()
 
 
 def test_the_verdict_names_the_smallest_shot_count_within_the_seed_spread() -> None:

@@ -214,6 +214,7 @@ def _hardware(parser: argparse.ArgumentParser) -> Runner:
     measure.add_argument("--seeds", default="0,1,2", help="comma-separated sampling and shot seeds")
     measure.add_argument("--num-samples", type=positive_int, default=1000, help="images per cell")
     measure.add_argument("--steps", type=positive_int, default=50, help="DDIM steps")
+    measure.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic, 1 fresh noise")
     measure.add_argument("--batch-size", type=positive_int, default=250)
     measure.add_argument("--data-dir", help="folder holding the checkpoint's dataset (real images)")
     measure.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
@@ -246,7 +247,7 @@ def _hardware(parser: argparse.ArgumentParser) -> Runner:
             shots=parse_shots(args.shots), noise_levels=tuple(n for n in args.noise.split(",") if n.strip()),
             noise_shots=noise_shots[0] if noise_shots else None, trajectories=args.trajectories,
             seeds=int_list(args.seeds, "--seeds"), num_samples=args.num_samples, steps=args.steps,
-            batch_size=args.batch_size, feature_precision=args.fid_precision,
+            eta=args.eta, batch_size=args.batch_size, feature_precision=args.fid_precision,
         )  # fmt: skip
         result = run_hardware_study(
             resolve_checkpoint(Path(args.checkpoint)), args.out, settings, data_dir=args.data_dir,

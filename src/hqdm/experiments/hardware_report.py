@@ -104,7 +104,8 @@ def write_hardware_report(out: Path, cells: list[dict[str, Any]], settings: Hard
     lines = [
         f"# Finite shots and hardware noise: {model} ({checkpoint})",
         "",
-        f"{settings.num_samples} images per cell, {sampler_label(settings.sampler, settings.steps)}, "
+        f"{settings.num_samples} images per cell, "
+        f"{sampler_label(settings.sampler, settings.steps, settings.eta)}, "
         f"seeds {list(settings.seeds)}; "
         f"noise levels read with {settings.noise_shots or 'exact'} shots, gate noise by "
         f"{settings.trajectories} trajectories where a circuit is too large for a density matrix.",
@@ -141,10 +142,12 @@ def _plot(rows: list[Row], spread: float | None, path: Path) -> None:
     shot_rows = sorted(
         (r for r in rows if r.noise is None and r.shots and r.fid[0] is not None), key=lambda r: r.shots
     )
-    ax.errorbar(
-        [r.shots for r in shot_rows], [r.fid[0] for r in shot_rows],
-        yerr=[r.fid[1] or 0.0 for r in shot_rows], marker="o", capsize=3, label="finite shots",
-    )  # fmt: skip
+    if shot_rows:  # without them, a log axis has no positive values to span
+        ax.errorbar(
+            [r.shots for r in shot_rows], [r.fid[0] for r in shot_rows],
+            yerr=[r.fid[1] or 0.0 for r in shot_rows], marker="o", capsize=3, label="finite shots",
+        )  # fmt: skip
+        ax.set_xscale("log", base=2)
     exact = next((r for r in rows if r.label == "exact" and r.fid[0] is not None), None)
     if exact is not None:
         ax.axhline(exact.fid[0], color="black", label="exact readout")
@@ -156,7 +159,6 @@ def _plot(rows: list[Row], spread: float | None, path: Path) -> None:
         (r for r in rows if r.noise and r.fid[0] is not None), ("--", ":", "-."), strict=False
     ):
         ax.axhline(row.fid[0], linestyle=style, color="tab:red", label=f"noise: {row.noise}")
-    ax.set_xscale("log", base=2)
     ax.set_xlabel("shots per circuit")
     ax.set_ylabel("FID (mean ± std over seeds)")
     ax.legend(fontsize="small")

@@ -28,6 +28,7 @@ class HardwareSettings:
     num_samples: int = 1000
     sampler: str = "ddim"
     steps: int = 50
+    eta: float = 0.0  # DDIM eta: 1 draws fresh noise at every step (docs/RESULTS.md)
     batch_size: int = 250
     kid_subset_size: int = 100
     feature_precision: str = "fp32"
@@ -50,7 +51,8 @@ class HardwareSettings:
 
     def evaluation(self, seed: int) -> EvalSettings:
         return EvalSettings(
-            num_samples=self.num_samples, sampler=self.sampler, steps=self.steps, metrics=("fid", "kid"),
+            num_samples=self.num_samples, sampler=self.sampler, steps=self.steps, eta=self.eta,
+            metrics=("fid", "kid"),
             seed=seed, batch_size=self.batch_size, kid_subset_size=self.kid_subset_size,
             feature_precision=self.feature_precision,
         )  # fmt: skip

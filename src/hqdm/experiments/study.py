@@ -127,16 +127,11 @@ def _train_to(cfg: Config, epoch: int, images: Tensor, factory: ModelFactory, pr
     train(cfg, resume=resume, max_steps=steps, images=images, model_factory=factory, progress=progress)
 
 
-_PROTOCOL = ("num_samples", "sampler", "steps", "eta", "feature_precision")
-
-
 def _check_same_protocol(eval_dir: Path, evaluation: EvalSettings) -> None:
     """One study folder holds one evaluation protocol: an epoch scored another way is not "done"."""
-    stored = _stored_settings(json.loads((eval_dir / EVALUATION_JSON).read_text(encoding="utf-8")))
-    wanted = evaluation.as_dict()
-    differ = {k: (stored.get(k), wanted[k]) for k in _PROTOCOL if stored.get(k) != wanted[k]}
-    if differ:
-        changes = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in differ.items())
+    record = json.loads((eval_dir / EVALUATION_JSON).read_text(encoding="utf-8"))
+    changes = evaluation.protocol_changes(_stored_settings(record))
+    if changes:
         raise ConfigError(
             f"{eval_dir} was scored another way than this run asks ({changes}); one study folder holds "
             "one protocol. Use another --out, and copy runs/<model>/seed<k>/epochs/ there to score the "
