@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from hqdm import bench, bench_compute, bench_workers
-from hqdm.cli import main
+from hqdm.cli import EXIT_USER_ERROR, main
 from hqdm.quantum import ANGLES_PER_LAYER, build_circuit, expvals
 
 PEER_DIR = Path(__file__).resolve().parents[1] / bench.TORCHQUANTUM_DIR
@@ -194,6 +194,29 @@ def test_compute_benchmarks_pass_the_heap_setting_to_every_measurement(monkeypat
     ]
     assert all(heap is keep_heap for _, heap in measured)
     assert ("glibc heap defaults" in capsys.readouterr().out.splitlines()[0]) is not keep_heap
+
+
+def test_sample_benchmark_measures_each_batch_with_the_asked_threads(monkeypatch, capsys):
+    """``--batch 64,128`` measures every (sampler, batch, path); the speed-up is over plain at the same
+    batch, and ``--threads 1`` reaches the measuring process's environment."""
+    seen = []
+
+    def fake(kind, extra_env=None, **kwargs):
+        seen.append((kwargs["sampler"], kwargs["batch"], kwargs["path"], extra_env))
+        rate = kwargs["batch"] * (2.0 if kwargs["path"] == "bf16" else 1.0)
+        return {"seconds": 1.0, "peak_mb": 1.0, "evals_per_s": rate}
+
+    monkeypatch.setattr(bench, "_subprocess", fake)
+    argv = ["bench", "sample", "--paths", "plain,bf16", "--batch", "64,128", "--threads", "1", "--steps", "1"]
+    assert main(argv) == 0
+    assert [(s, b, p) for s, b, p, _ in seen] == [
+        (s, b, p) for s in ("ddim", "ddpm") for b in (64, 128) for p in ("plain", "bf16")
+    ]
+    assert all(env == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} for *_, env in seen)
+    out = capsys.readouterr().out
+    assert "| unet | ddim | bf16 | 128 | 256 | 2.6 | 2.00x |" in out  # bf16 at 128 over plain at 128
+    assert "batch 64, 128, 1 evaluations per run, 1 thread(s) per measurement" in out
+    assert main(["bench", "sample", "--batch", "64,x"]) == EXIT_USER_ERROR
 
 
 def test_unknown_path_is_a_named_usage_error(capsys):

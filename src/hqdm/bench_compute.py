@@ -19,6 +19,7 @@ import torch
 from hqdm import bench
 from hqdm.bench_results import Table
 from hqdm.diffusion import make_sampler, make_schedule
+from hqdm.experiments.parallel_cells import THREAD_VARIABLES
 from hqdm.metrics.inception import FIDInceptionFeatures
 from hqdm.models import build_model, count_parameters, list_models
 from hqdm.models.plain import plain_forwards
@@ -251,53 +252,62 @@ def train_step_benchmark(
     return table
 
 
-def _sample_line(rows: list[dict], row: dict) -> str:
-    plain = next(
-        (r for r in rows if (r["model"], r["sampler"], r["path"]) == (row["model"], row["sampler"], "plain")),
-        None,
-    )
+def _sample_line(rows: list[dict], row: dict, batch: int) -> str:
+    key = (row["model"], row["sampler"], batch, "plain")
+    same = (r for r in rows if (r["model"], r["sampler"], r.get("batch", batch), r["path"]) == key)
+    plain = next(same, None)
     speedup = f"{row['evals_per_s'] / plain['evals_per_s']:.2f}x" if plain else "-"
     return (
-        f"| {row['model']} | {row['sampler']} | {row['path']} | {row['evals_per_s']:.0f} | "
+        f"| {row['model']} | {row['sampler']} | {row['path']} | {batch} | {row['evals_per_s']:.0f} | "
         f"{row['evals_per_s'] / 100:.1f} | {speedup} |"
     )
 
 
 def format_sample(info: dict, rows: list[dict]) -> list[str]:
+    batches = info.get("batches", [info.get("batch")])  # records before --batch took a list had one
+    threads = f", {info['threads']} thread(s) per measurement" if info.get("threads") else ""
     lines = [
-        f"# sampling benchmark, batch {info['batch']}, {info['steps']} evaluations per run "
-        f"({info['machine']})",
-        "| model | sampler | path | evaluations/s | images/s at 100 steps | speed-up over plain |",
-        "|---|---|---|---:|---:|---:|",
+        f"# sampling benchmark, batch {', '.join(map(str, batches))}, {info['steps']} evaluations per run"
+        f"{threads} ({info['machine']})",
+        "| model | sampler | path | batch | evaluations/s | images/s at 100 steps | speed-up over plain |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
-    return lines + [_sample_line(rows[: i + 1], row) for i, row in enumerate(rows)]
+    return lines + [
+        _sample_line(rows[: i + 1], row, row.get("batch", batches[0])) for i, row in enumerate(rows)
+    ]
 
 
 def sample_benchmark(
     models: tuple[str, ...] = ("unet",),
     paths: tuple[str, ...] = PATHS,
     samplers: tuple[str, ...] = ("ddim", "ddpm"),
-    batch: int = 256,
+    batches: tuple[int, ...] = (256,),
     steps: int = 10,
+    threads: int | None = None,
     keep_heap: bool = True,
     echo: Callable[[str], None] = print,
 ) -> Table:
-    """Model evaluations/s of each sampler at ``batch``, per model and path, with the speed-up over
-    ``plain``."""
-    info = {"machine": bench.machine_line(), "batch": batch, "steps": steps, "keep_heap": keep_heap}
+    """Model evaluations/s of each sampler at each batch size, per model and path, with the speed-up over
+    ``plain`` at the same batch. ``threads`` sets the measuring process's OpenMP/MKL threads (default: this
+    process's settings), e.g. 1 to measure what each of ``hqdm study --workers 2``'s evaluations sees."""
+    info = {"machine": bench.machine_line(), "batches": list(batches), "steps": steps, "threads": threads}
+    info["keep_heap"] = keep_heap
+    env = None if threads is None else dict.fromkeys(THREAD_VARIABLES, str(threads))
     table = Table("sample", info)
     for line in format_sample(info, []):
         echo(line)
     for name in _ordered_models(models) if "unet" in models else list(models):
         for sampler in samplers:
-            for path in paths:
-                result = bench._subprocess(
-                    "bench_compute.measure_sampler",
-                    model_name=name, sampler=sampler, batch=batch, steps=steps, path=path,
-                    keep_heap=keep_heap,
-                )  # fmt: skip
-                table.rows.append({"model": name, "sampler": sampler, "path": path, **result})
-                echo(_sample_line(table.rows, table.rows[-1]))
+            for batch in batches:
+                for path in paths:
+                    result = bench._subprocess(
+                        "bench_compute.measure_sampler", env,
+                        model_name=name, sampler=sampler, batch=batch, steps=steps, path=path,
+                        keep_heap=keep_heap,
+                    )  # fmt: skip
+                    row = {"model": name, "sampler": sampler, "path": path, "batch": batch}
+                    table.rows.append({**row, **result})
+                    echo(_sample_line(table.rows, table.rows[-1], batch))
     return table
 
 

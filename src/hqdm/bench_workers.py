@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from hqdm import bench
 from hqdm.bench_results import Table
+from hqdm.experiments.parallel_cells import THREAD_VARIABLES
 
 __all__ = ["format_workers", "workers_benchmark"]
 
@@ -47,7 +48,7 @@ def workers_benchmark(
         for path in paths:
             options = {"batch": batch, "seconds": seconds, "path": path, "keep_heap": keep_heap}
             for processes, share in ((1, cores), (workers, threads)):
-                env = {"OMP_NUM_THREADS": str(share), "MKL_NUM_THREADS": str(share)}
+                env = dict.fromkeys(THREAD_VARIABLES, str(share))
                 measured = bench._subprocesses(
                     "bench_compute.measure_train_step", processes, env, model_name=name, **options
                 )

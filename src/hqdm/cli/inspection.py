@@ -6,7 +6,7 @@ import argparse
 
 from hqdm.cli import Runner, subcommand
 from hqdm.cli.errors import EXIT_USER_ERROR
-from hqdm.cli.options import choices_list, positive_int
+from hqdm.cli.options import choices_list, int_list, positive_int
 
 
 @subcommand("models", "list the registered models and their parameter counts")
@@ -107,7 +107,10 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
     sample = kinds.add_parser("sample", help="model evaluations/s of DDIM and DDPM per path")
     sample.add_argument("--models", default="unet", help="comma-separated model names (default: unet)")
     sample.add_argument("--paths", default="plain,fp32,bf16", help="comma-separated: plain,fp32,bf16")
-    sample.add_argument("--batch", type=int, default=256)
+    sample.add_argument("--batch", default="256", help="comma-separated batch sizes, e.g. 64,128,256")
+    sample.add_argument(
+        "--threads", type=positive_int, help="of the measuring process (default: this shell's settings)"
+    )
     sample.add_argument("--steps", type=positive_int, default=10, help="model evaluations per timing")
     fid = kinds.add_parser("fid", help="images/s of the FID Inception network per path (plain, fp32, bf16)")
     fid.add_argument("--batch", type=int, default=100)
@@ -171,8 +174,9 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
                 )  # fmt: skip
             elif args.kind == "sample":
                 tables["sample"] = bench_compute.sample_benchmark(
-                    models or ("unet",), paths, batch=args.batch, steps=args.steps, keep_heap=keep_heap
-                )
+                    models or ("unet",), paths, batches=int_list(args.batch, "--batch"), steps=args.steps,
+                    threads=args.threads, keep_heap=keep_heap,
+                )  # fmt: skip
             else:
                 tables["train-step"] = bench_compute.train_step_benchmark(
                     models, paths, batch=args.batch, seconds=args.seconds, rounds=args.rounds,
