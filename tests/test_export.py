@@ -51,6 +51,18 @@ def _record(split: str) -> dict:
     }
 
 
+def test_the_card_names_the_study_folder_and_eta_that_scored_it() -> None:
+    from hqdm.experiments.export import _scores
+
+    record = _record("test")
+    record["settings"]["eta"] = 1.0
+    record["checkpoint"]["path"] = "results/study-x/runs/unet/seed0/epochs/epoch_010"
+    assert (
+        "hqdm study --dataset fashion-mnist --models unet --seeds 0 --out results/study-x --num-samples 50 "
+        "--steps 100 --eta 1 --fid-precision bf16 --data-dir DATA"
+    ) in _scores(record)
+
+
 def test_exported_folder_holds_the_ema_weights_and_samples_like_the_checkpoint(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

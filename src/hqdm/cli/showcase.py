@@ -17,6 +17,9 @@ def _demo(parser: argparse.ArgumentParser) -> Runner:
     )  # fmt: skip
     parser.add_argument("-n", "--num-images", type=positive_int, default=16, help="images per model")
     parser.add_argument("--ddim-steps", type=positive_int, default=50, help="DDIM steps (default 50)")
+    parser.add_argument(
+        "--eta", type=float, default=1.0, help="DDIM eta (default 1: fresh noise each step; 0: deterministic)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--train-minutes", type=positive_float,
@@ -40,9 +43,13 @@ def _demo(parser: argparse.ArgumentParser) -> Runner:
                 raise ConfigError("demo: --set applies to training; add --train-minutes N")
             models = None if args.models is None else tuple(args.models.split(","))
             result = compare_pretrained(
-                args.out, models=models, num_images=args.num_images, steps=args.ddim_steps, seed=args.seed
+                args.out, models=models, num_images=args.num_images, steps=args.ddim_steps, eta=args.eta,
+                seed=args.seed,
+            )  # fmt: skip
+            print(
+                f"drew {result.num_images} images (seed {args.seed}, DDIM {args.ddim_steps} steps, "
+                f"eta {args.eta:g}) from"
             )
-            print(f"drew {result.num_images} images (seed {args.seed}, DDIM {args.ddim_steps} steps) from")
             for label in result.labels:
                 print(f"  {label}")
             print(f"in {result.seconds:.1f} s; side by side in {result.png}")

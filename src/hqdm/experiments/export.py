@@ -23,6 +23,15 @@ from hqdm.train.generate import load_checkpoint_model
 __all__ = ["export_pretrained", "model_card"]
 
 
+def _study_out(kept_epoch: str | None) -> str:
+    """`` --out FOLDER`` of the study that kept this epoch (``FOLDER/runs/<model>/seed<k>/epochs/epoch_NNN``),
+    or nothing when the path is not a study's."""
+    parts = Path(kept_epoch or "").parts
+    if len(parts) > 5 and parts[-5] == "runs" and parts[-2] == "epochs":
+        return f" --out {Path(*parts[:-5]).as_posix()}"
+    return ""
+
+
 def _scores(record: dict[str, Any]) -> str:
     m, s = record["metrics"], record["settings"]
     sampler = "DDPM (every timestep)" if s["steps"] is None else f"DDIM, {s['steps']} steps, eta {s['eta']}"
@@ -41,8 +50,10 @@ def _scores(record: dict[str, Any]) -> str:
     else:  # the test split is scored by the study (docs/RESULTS.md), one cell of which this is
         command = (
             f"hqdm study --dataset {real['dataset']} --models {record['checkpoint']['model_name']} "
-            f"--seeds {s['seed']} --num-samples {m['num_generated']} --steps {s['steps']} "
-            f"--fid-precision {s.get('feature_precision', 'fp32')} --data-dir DATA"
+            f"--seeds {s['seed']}{_study_out(record['checkpoint'].get('path'))} "
+            f"--num-samples {m['num_generated']} --steps {s['steps']}"
+            + (f" --eta {s['eta']:g}" if s.get("eta") else "")
+            + f" --fid-precision {s.get('feature_precision', 'fp32')} --data-dir DATA"
         )
     lines += ["", "Measured with:", "", "```", command, "```"]
     return "\n".join(lines)

@@ -75,12 +75,15 @@ def compare_pretrained(
     models: Iterable[str] | None = None,
     num_images: int = 16,
     steps: int = 50,
+    eta: float = 1.0,
     seed: int = 0,
     device: torch.device | None = None,
 ) -> ComparisonResult:
-    """Draw images ``0 .. num_images-1`` of ``seed`` from each pretrained model (DDIM, ``steps``) and write
-    them side by side into ``out``/comparison.png, each grid under its model's name. By default the
-    models are those of :data:`COMPARED_MODELS` that are shipped."""
+    """Draw images ``0 .. num_images-1`` of ``seed`` from each pretrained model (DDIM, ``steps``, ``eta``)
+    and write them side by side into ``out``/comparison.png, each grid under its model's name. By default
+    the models are those of :data:`COMPARED_MODELS` that are shipped. Eta 1 (fresh noise at every step)
+    draws the shipped 10-epoch models cleanly; eta 0 leaves their backgrounds speckled and costs ~29 FID
+    (docs/RESULTS.md)."""
     models = tuple(m for m in COMPARED_MODELS if m in shipped_models()) if models is None else tuple(models)
     if not models:
         raise ConfigError(
@@ -98,7 +101,7 @@ def compare_pretrained(
     started = time.perf_counter()
     panels = []
     for source in models:
-        pipe, _ = load_pipeline(source, pretrained=True, sampler="ddim", steps=steps, device=device)
+        pipe, _ = load_pipeline(source, pretrained=True, sampler="ddim", steps=steps, eta=eta, device=device)
         panels.append((_label(source), pipe(num_images, seed=seed).numpy()))
     png = Path(out) / "comparison.png"
     save_labelled_grids_png(panels, png)
