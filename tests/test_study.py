@@ -59,7 +59,8 @@ def test_study_evaluates_every_epoch_keeps_weights_and_skips_finished_work(tmp_p
     run = tmp_path / "runs" / "unet" / "seed0"
     for epoch in (1, 2):
         kept = run / "epochs" / f"epoch_{epoch:03d}"
-        assert sorted(p.name for p in kept.iterdir()) == ["config.json", "ema.safetensors", "state.json"]
+        names = ["config.json", "ema.safetensors", "model.safetensors", "state.json"]
+        assert sorted(p.name for p in kept.iterdir()) == names
     assert (run / "samples" / "epoch_001.png").is_file() and not (run / "samples" / "epoch_002.png").exists()
     assert "| unet |" in (tmp_path / "report.md").read_text() and (tmp_path / "fid_vs_epoch.png").is_file()
 

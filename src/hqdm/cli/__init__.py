@@ -36,7 +36,7 @@ Configure = Callable[[argparse.ArgumentParser], Runner]
 # The order of ``hqdm --help``: the everyday commands first, whichever module defines them.
 HELP_ORDER = (
     "train", "sample", "export", "models", "demo", "data", "bench", "evaluate", "score", "study", "reproduce",
-    "hardware",
+    "hardware", "eps-error",
 )  # fmt: skip
 _SUBCOMMANDS: dict[str, tuple[str, Configure]] = {}
 

@@ -1,5 +1,5 @@
 """Subcommands that train a model, draw from it, export it and score it: train, sample, export,
-evaluate, score."""
+evaluate, score, eps-error."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 
 from hqdm.cli import Runner, subcommand
 from hqdm.cli.errors import metric_errors
-from hqdm.cli.options import add_precision, positive_int, sampler_names
+from hqdm.cli.options import add_precision, int_list, positive_int, sampler_names
 
 
 @subcommand("train", "train a model from a YAML config (resumable)")
@@ -250,3 +250,48 @@ def _score(parser: argparse.ArgumentParser) -> Runner:
         return 0
 
     return metric_errors(run)
+
+
+@subcommand(
+    "eps-error", "how well checkpoints predict the noise per timestep: MSE and mean offset, EMA vs online"
+)
+def _eps_error(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("checkpoints", nargs="+", help="checkpoint directories or kept epochs of one dataset")
+    parser.add_argument("--data-dir", help="folder holding the checkpoints' dataset")
+    parser.add_argument("--split", default="test", help="real images to noise (default test)")
+    parser.add_argument("-n", "--num-images", type=positive_int, default=256, help="a seeded random subset")
+    parser.add_argument(
+        "--timesteps", default="0,50,200,500,800,950,999", help="comma-separated timesteps to score"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="picks the images and the noise")
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from hqdm.config import ConfigError, config_from_dict
+        from hqdm.data import load_dataset
+        from hqdm.experiments.eps_error import checkpoint_eps_errors, format_eps_errors
+        from hqdm.train.checkpoint import read_state, resolve_checkpoint
+
+        folders = [resolve_checkpoint(Path(c)) for c in args.checkpoints]
+        datasets = {config_from_dict(read_state(f)[1], check_names=False).data.dataset for f in folders}
+        if len(datasets) > 1:
+            raise ConfigError(
+                f"eps-error: the checkpoints were trained on different datasets {sorted(datasets)}"
+            )
+        images = load_dataset(
+            datasets.pop(), args.split, data_dir=args.data_dir, subset=args.num_images, subset_seed=args.seed
+        ).images
+        timesteps = int_list(args.timesteps, "--timesteps")
+        rows = []
+        for folder in folders:
+            rows += checkpoint_eps_errors(folder, images, timesteps=timesteps, seed=args.seed)
+        print(
+            f"noise prediction error, MSE / mean offset of eps_hat - eps, on {len(images)} {args.split} "
+            f"images (seed {args.seed}); weights in fp32"
+        )
+        for line in format_eps_errors(rows):
+            print(line)
+        return 0
+
+    return run

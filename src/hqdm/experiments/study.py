@@ -48,7 +48,9 @@ from hqdm.train.setup import ModelFactory, default_model_factory, load_training_
 
 __all__ = ["StudySettings", "cache_test_features", "finish_study", "run_study", "study_config"]
 
-KEPT_FILES = ("ema.safetensors", "state.json", "config.json")  # what an evaluation needs, ~2 MB
+# the EMA weights are what the evaluations sample (the paper's recipe); the online weights beside them show
+# what the EMA's long average costs at that epoch (``hqdm eps-error``, docs/RESULTS.md); ~4 MB in all
+KEPT_FILES = ("ema.safetensors", "model.safetensors", "state.json", "config.json")
 METRICS_CSV = "metrics.csv"
 Log = Callable[[str], None]
 
@@ -105,7 +107,7 @@ def study_config(
 
 
 def _keep_epoch(run_dir: Path, epoch: int) -> Path:
-    """Copy the EMA weights, state and config of the checkpoint ending ``epoch`` to ``epochs/epoch_XXX``."""
+    """Copy the weights, state and config of the checkpoint ending ``epoch`` to ``epochs/epoch_XXX``."""
     checkpoint = latest_checkpoint(run_dir)
     state = read_state(checkpoint)[0] if checkpoint is not None else None
     if state is None or (state.epoch, state.batch) != (epoch, 0):
