@@ -1,16 +1,16 @@
 """The long-budget study: the paper's early-training claims tested with full data, paired seeds, controls.
 
 One cell is one (model, seed) run of the paper's recipe on a dataset's full training split. At each
-evaluation epoch the run stops at its end-of-epoch checkpoint, keeps that checkpoint's EMA weights under
-``epochs/epoch_XXX`` and scores FID/KID of EMA samples against the dataset's test split; then training
-resumes. Seed ``k`` fixes the initial weights, the data order and the sampling noise, so two models with
-the same seed are paired. Rerunning skips finished work: an evaluated epoch is read back, a kept epoch is
-evaluated without retraining, an interrupted run resumes from its newest checkpoint.
+evaluation epoch the run stops at its end-of-epoch checkpoint, keeps that checkpoint's EMA and online
+weights under ``epochs/epoch_XXX`` and scores FID/KID of EMA samples against the dataset's test split;
+then training resumes. Seed ``k`` fixes the initial weights, the data order and the sampling noise, so
+two models with the same seed are paired. Rerunning skips finished work: an evaluated epoch is read back,
+a kept epoch is evaluated without retraining, an interrupted run resumes from its newest checkpoint.
 
 Layout of ``out_dir`` (``results/study-<dataset>/`` from the command line)::
 
     runs/<model>/seed<k>/                    the training run: log.csv, loss.png, samples/epoch_XXX.png
-    runs/<model>/seed<k>/epochs/epoch_XXX/   EMA weights, state and config of an evaluated epoch
+    runs/<model>/seed<k>/epochs/epoch_XXX/   EMA and online weights, state and config of an evaluated epoch
     runs/<model>/seed<k>/eval/epoch_XXX/     evaluation.json and evaluation.md
     metrics.csv                              one row per evaluated (model, seed, epoch)
     report.md, fid_vs_epoch.png              mean ± std per model and epoch, paired differences to the
