@@ -34,8 +34,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_ema_and_online_weights_get_their_known_offsets_and_errors(checkpoint: Path) -> None:
-    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
-    ema, online = checkpoint_eps_errors(checkpoint, images, timesteps=(0, 5, 9))
+    x0 = torch.rand(8, 1, 28, 28) * 2 - 1
+    ema, online = checkpoint_eps_errors(checkpoint, x0, timesteps=(0, 5, 9))
     assert (ema.weights, online.weights) == ("ema", "online") and ema.timesteps == (0, 5, 9)
     # 8 x 784 standard-normal draws per timestep: their mean is within ~0.05 of 0 (4 standard errors)
     assert ema.offset == pytest.approx((0.5,) * 3, abs=0.05)
@@ -47,7 +47,7 @@ def test_ema_and_online_weights_get_their_known_offsets_and_errors(checkpoint: P
     kept.mkdir()
     for name in ("ema.safetensors", "state.json", "config.json"):
         (kept / name).write_bytes((checkpoint / name).read_bytes())
-    assert [row.weights for row in checkpoint_eps_errors(kept, images, timesteps=(9,))] == ["ema"]
+    assert [row.weights for row in checkpoint_eps_errors(kept, x0, timesteps=(9,))] == ["ema"]
 
 
 def test_command_prints_one_row_per_weights(checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:

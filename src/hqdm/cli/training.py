@@ -279,15 +279,15 @@ def _eps_error(parser: argparse.ArgumentParser) -> Runner:
             raise ConfigError(
                 f"eps-error: the checkpoints were trained on different datasets {sorted(datasets)}"
             )
-        images = load_dataset(
+        x0 = load_dataset(
             datasets.pop(), args.split, data_dir=args.data_dir, subset=args.num_images, subset_seed=args.seed
-        ).images
+        ).to_model_range()
         timesteps = int_list(args.timesteps, "--timesteps")
         rows = []
         for folder in folders:
-            rows += checkpoint_eps_errors(folder, images, timesteps=timesteps, seed=args.seed)
+            rows += checkpoint_eps_errors(folder, x0, timesteps=timesteps, seed=args.seed)
         print(
-            f"noise prediction error, MSE / mean offset of eps_hat - eps, on {len(images)} {args.split} "
+            f"noise prediction error, MSE / mean offset of eps_hat - eps, on {len(x0)} {args.split} "
             f"images (seed {args.seed}); weights in fp32"
         )
         for line in format_eps_errors(rows):

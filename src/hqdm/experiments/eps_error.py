@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from hqdm.config import ConfigError, config_from_dict
 from hqdm.diffusion import GaussianDiffusion, make_schedule
-from hqdm.train.checkpoint import resolve_checkpoint
+from hqdm.train.checkpoint import read_state, resolve_checkpoint
 from hqdm.train.generate import load_checkpoint_model
 
 __all__ = ["EpsError", "checkpoint_eps_errors", "eps_error", "format_eps_errors"]
@@ -56,7 +56,7 @@ def eps_error(
 
 def checkpoint_eps_errors(
     checkpoint: str | Path,
-    images: Tensor,
+    x0: Tensor,
     *,
     timesteps: Sequence[int] = DEFAULT_TIMESTEPS,
     seed: int = 0,
@@ -64,19 +64,20 @@ def checkpoint_eps_errors(
 ) -> list[EpsError]:
     """The EMA weights' errors and, when the checkpoint holds them, the online weights' (fp32 forward).
 
-    ``images``: uint8 (N, C, H, W) real images of the checkpoint's dataset."""
+    ``x0``: real images of the checkpoint's dataset in [-1, 1] (``ImageDataset.to_model_range()``)."""
     folder = resolve_checkpoint(Path(checkpoint))
+    spec = config_from_dict(read_state(folder)[1], check_names=False).diffusion
+    schedule = make_schedule(spec.schedule, spec.num_timesteps, **spec.schedule_options)
+    bad = [t for t in timesteps if not 0 <= t < schedule.num_timesteps]
+    if bad:
+        raise ConfigError(f"--timesteps: {bad} outside 0..{schedule.num_timesteps - 1} of {folder}")
+    diffusion = GaussianDiffusion(schedule)
     found = [("ema", True)] + ([("online", False)] if (folder / "model.safetensors").is_file() else [])
     rows = []
     for label, use_ema in found:
-        model, raw = load_checkpoint_model(folder, use_ema=use_ema, device=device, precision="fp32")
-        spec = config_from_dict(raw, check_names=False).diffusion
-        schedule = make_schedule(spec.schedule, spec.num_timesteps, **spec.schedule_options)
-        bad = [t for t in timesteps if not 0 <= t < schedule.num_timesteps]
-        if bad:
-            raise ConfigError(f"--timesteps: {bad} outside 0..{schedule.num_timesteps - 1} of {folder}")
-        x0 = (images.float() / 255 * 2 - 1).to(next(model.parameters()).device)
-        mse, offset = eps_error(model, GaussianDiffusion(schedule), x0, timesteps, seed=seed)
+        model, _ = load_checkpoint_model(folder, use_ema=use_ema, device=device, precision="fp32")
+        images = x0.to(next(model.parameters()).device)
+        mse, offset = eps_error(model, diffusion, images, timesteps, seed=seed)
         rows.append(EpsError(str(folder), label, tuple(timesteps), mse, offset))
     return rows
 
