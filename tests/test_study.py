@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from conftest import PixelStats
 from hqdm.cli import main
@@ -128,9 +129,11 @@ def test_report_pairs_seeds_and_gives_t_intervals_and_verdicts(tmp_path: Path) -
     behind = {**fid, **{("qvunet-1hq", s, 1): v + 30 for (m, s, e), v in fid.items() if m == "unet"}}
     assert paired_comparison("qvunet-1hq", 1, behind).verdict == "behind"
 
-    header = "model,seed,epoch,fid,kid_mean,num_generated,num_real,real_split,sampler,precision,fid_precision"
-    header += ",params"
-    lines = [header] + [f"{m},{s},{e},{v},0.1,8,12,test,ddim2,bf16,bf16,100" for (m, s, e), v in fid.items()]
+    header = "weights,model,seed,epoch,fid,kid_mean,num_generated,num_real,real_split,sampler,precision"
+    header += ",fid_precision,params"
+    lines = [header] + [
+        f"ema,{m},{s},{e},{v},0.1,8,12,test,ddim2,bf16,bf16,100" for (m, s, e), v in fid.items()
+    ]
     (tmp_path / "metrics.csv").write_text("\n".join(lines) + "\n")
     report = write_report(tmp_path, "fashion-mnist", tmp_path / "metrics.csv").read_text()
     assert "| qvunet-1hq | 100 | 1 | 3 | 296.33 ± 6.51 |" in report
@@ -146,3 +149,34 @@ def test_one_folder_holds_one_evaluation_protocol(tmp_path: Path) -> None:
     assert {r["sampler"] for r in rows} == {"ddim2-eta1"}
     with pytest.raises(ConfigError, match=r"eta 1.0 -> 0.0\); one study folder holds one protocol"):
         _study(tmp_path, refuse_models, models=("unet",))
+
+
+def test_no_ema_scores_the_kept_online_weights_beside_the_ema_scores(tmp_path: Path) -> None:
+    """``use_ema=False`` samples ``model.safetensors`` of each kept epoch into ``eval-online/``, without
+    training; metrics.csv and the report keep the two kinds of weights apart, each paired within itself.
+    An epoch kept before online weights were kept is skipped with a message, not an error."""
+    _study(tmp_path, CountingFactory(), models=("unet",))
+    run = tmp_path / "runs" / "unet" / "seed0"
+    (run / "epochs" / "epoch_001" / "model.safetensors").unlink()
+    # this short a run has EMA weights equal to the online ones (EMA warm-up): make the online ones differ
+    online = run / "epochs" / "epoch_002" / "model.safetensors"
+    save_file({name: 2 * value for name, value in load_file(online).items()}, online)
+    messages: list[str] = []
+    factory = CountingFactory()
+    metrics = run_study(
+        "embedded-mnist", ("unet",), (0,), tmp_path, settings=replace(SETTINGS, use_ema=False),
+        real_images=REAL, model_factory=factory, feature_extractor=PixelStats(), progress=False,
+        log=messages.append,
+    )  # fmt: skip
+    assert factory.built == ["unet"]  # epoch 2's online weights only
+    assert "unet seed 0: epoch 1 was kept without its online weights; skipped" in messages
+    rows = _rows(metrics)
+    assert [(r["weights"], r["epoch"]) for r in rows] == [("ema", "1"), ("ema", "2"), ("online", "2")]
+    assert rows[1]["fid"] != rows[2]["fid"]  # the online weights are not the EMA weights
+    assert (run / "eval-online" / "epoch_002" / "evaluation.json").is_file()
+    report = (tmp_path / "report.md").read_text()
+    assert report.index("## EMA weights") < report.index("## Online weights")
+    assert (
+        f"| unet | {rows[2]['params']} | 2 | 1 | {float(rows[2]['fid']):.2f} |"
+        in report.split("## Online")[1]
+    )

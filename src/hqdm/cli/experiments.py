@@ -32,7 +32,7 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--out", help="results folder (default results/study-<dataset>)")
     parser.add_argument("--epochs", type=positive_int, default=10)
     parser.add_argument("--eval-epochs", default="1,2,5,10", help="epochs evaluated (must include the last)")
-    parser.add_argument("--num-samples", type=positive_int, default=2000, help="EMA samples per evaluation")
+    parser.add_argument("--num-samples", type=positive_int, default=2000, help="samples per evaluation")
     parser.add_argument("--steps", type=positive_int, default=100, help="DDIM steps per sample")
     parser.add_argument(
         "--eta", type=float, default=0.0,
@@ -42,6 +42,10 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument(
         "--fid-precision", choices=("fp32", "bf16"), default="bf16",
         help="of the FID network (bf16: FID within 0.11%% of fp32, twice as fast; docs/performance.md)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-ema", action="store_true",
+        help="evaluate the kept epochs' online weights instead of their EMA weights (into eval-online/)",
     )  # fmt: skip
     parser.add_argument(
         "--train-only", action="store_true",
@@ -69,6 +73,7 @@ def _study(parser: argparse.ArgumentParser) -> Runner:
             eval_epochs=int_list(args.eval_epochs, "--eval-epochs"),
             grid_epochs=tuple(e for e in (1, 5, 10) if e <= args.epochs),
             precision=args.precision,
+            use_ema=not args.no_ema,
             evaluation=evaluation,
         )
         metrics = run_study(

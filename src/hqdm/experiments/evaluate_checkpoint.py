@@ -47,6 +47,8 @@ __all__ = [
     "parse_metric_list",
     "real_reference_images",
     "sample_batches",
+    "sampled_weights",
+    "stored_settings",
     "write_evaluation",
 ]
 
@@ -286,6 +288,16 @@ def evaluate_checkpoint(
         "versions": package_versions(),
     }
     return write_evaluation(record, Path(out_dir))
+
+
+def stored_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation record's settings; records older than the FID precision option were fp32."""
+    return {"feature_precision": "fp32", **record.get("settings", {})}
+
+
+def sampled_weights(record: dict[str, Any]) -> str:
+    """What an evaluation record sampled, "ema" or "online"; records older than the field sampled EMA."""
+    return record.get("weights", "ema")
 
 
 def write_evaluation(record: dict[str, Any], out_dir: Path) -> EvaluationResult:

@@ -34,6 +34,8 @@ from hqdm.experiments.evaluate_checkpoint import (
     evaluate_checkpoint,
     evaluate_command,
     package_versions,
+    sampled_weights,
+    stored_settings,
 )
 from hqdm.experiments.tables import CellResult, write_loss_curves, write_tables
 from hqdm.files import atomic_write_text
@@ -184,12 +186,11 @@ def _reusable_evaluation(
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    stored = {"feature_precision": "fp32", **record.get("settings", {})}  # older records: fp32 network
-    same_settings = stored == settings.as_dict()
+    same_settings = stored_settings(record) == settings.as_dict()
     weights = None if inception_weights is None else str(inception_weights)
     same_weights = record.get("inception_weights") == weights
     same_step = record.get("checkpoint", {}).get("step") == read_state(checkpoint)[0].step
-    ema = record.get("weights", "ema") == "ema"  # records from before the field all sampled the EMA model
+    ema = sampled_weights(record) == "ema"
     return record if same_settings and same_weights and same_step and ema else None
 
 

@@ -2,17 +2,19 @@
 
 One cell is one (model, seed) run of the paper's recipe on a dataset's full training split. At each
 evaluation epoch the run stops at its end-of-epoch checkpoint, keeps that checkpoint's EMA and online
-weights under ``epochs/epoch_XXX`` and scores FID/KID of EMA samples against the dataset's test split;
-then training resumes. Seed ``k`` fixes the initial weights, the data order and the sampling noise, so
-two models with the same seed are paired. Rerunning skips finished work: an evaluated epoch is read back,
-a kept epoch is evaluated without retraining, an interrupted run resumes from its newest checkpoint.
+weights under ``epochs/epoch_XXX`` and scores FID/KID of EMA samples against the dataset's test split
+(of the online weights' samples with ``use_ema=False``); then training resumes. Seed ``k`` fixes the
+initial weights, the data order and the sampling noise, so two models with the same seed are paired.
+Rerunning skips finished work: an evaluated epoch is read back, a kept epoch is evaluated without
+retraining, an interrupted run resumes from its newest checkpoint.
 
 Layout of ``out_dir`` (``results/study-<dataset>/`` from the command line)::
 
     runs/<model>/seed<k>/                    the training run: log.csv, loss.png, samples/epoch_XXX.png
     runs/<model>/seed<k>/epochs/epoch_XXX/   EMA and online weights, state and config of an evaluated epoch
-    runs/<model>/seed<k>/eval/epoch_XXX/     evaluation.json and evaluation.md
-    metrics.csv                              one row per evaluated (model, seed, epoch)
+    runs/<model>/seed<k>/eval/epoch_XXX/     evaluation.json and evaluation.md of the EMA weights
+    runs/<model>/seed<k>/eval-online/epoch_XXX/  the same of the online weights
+    metrics.csv                              one row per evaluated (weights, model, seed, epoch)
     report.md, fid_vs_epoch.png              mean ± std per model and epoch, paired differences to the
                                              U-Net with 95% intervals (hqdm.experiments.study_report)
 
@@ -38,7 +40,13 @@ from torch import Tensor, nn
 from hqdm.config import Config, ConfigError, config_from_dict
 from hqdm.data import load_dataset
 from hqdm.diffusion import sampler_label
-from hqdm.experiments.evaluate_checkpoint import EVALUATION_JSON, EvalSettings, evaluate_checkpoint
+from hqdm.experiments.evaluate_checkpoint import (
+    EVALUATION_JSON,
+    EvalSettings,
+    evaluate_checkpoint,
+    sampled_weights,
+    stored_settings,
+)
 from hqdm.experiments.study_report import write_report
 from hqdm.files import atomic_write_text
 from hqdm.metrics.cache import real_features
@@ -46,7 +54,7 @@ from hqdm.metrics.inception import FIDInceptionFeatures
 from hqdm.train import latest_checkpoint, read_state, train
 from hqdm.train.setup import ModelFactory, default_model_factory, load_training_images, resolve_device
 
-__all__ = ["StudySettings", "cache_test_features", "finish_study", "run_study", "study_config"]
+__all__ = ["StudySettings", "cache_test_features", "eval_dir", "finish_study", "run_study", "study_config"]
 
 # the EMA weights are what the evaluations sample (the paper's recipe); the online weights beside them show
 # what the EMA's long average costs at that epoch (``hqdm eps-error``, docs/RESULTS.md); ~4 MB in all
@@ -64,6 +72,7 @@ class StudySettings:
     grid_epochs: tuple[int, ...] = (1, 5, 10)
     batch_size: int = 128
     precision: str = "bf16"  # training and sampling precision of the classical layers
+    use_ema: bool = True  # the evaluations sample the EMA weights (the paper's); False: the online weights
     train_subset: int | None = None  # None: the whole training split (tests use a few images)
     evaluation: EvalSettings = field(
         default_factory=lambda: EvalSettings(
@@ -129,26 +138,29 @@ def _train_to(cfg: Config, epoch: int, images: Tensor, factory: ModelFactory, pr
     train(cfg, resume=resume, max_steps=steps, images=images, model_factory=factory, progress=progress)
 
 
-def _check_same_protocol(eval_dir: Path, evaluation: EvalSettings) -> None:
+def eval_dir(run_dir: Path, epoch: int, use_ema: bool) -> Path:
+    """Where the evaluation of one kept epoch's EMA (or online) weights goes."""
+    return run_dir / ("eval" if use_ema else "eval-online") / f"epoch_{epoch:03d}"
+
+
+def _check_same_protocol(scored: Path, evaluation: EvalSettings, use_ema: bool) -> None:
     """One study folder holds one evaluation protocol: an epoch scored another way is not "done"."""
-    record = json.loads((eval_dir / EVALUATION_JSON).read_text(encoding="utf-8"))
-    changes = evaluation.protocol_changes(_stored_settings(record))
+    record = json.loads((scored / EVALUATION_JSON).read_text(encoding="utf-8"))
+    changes = evaluation.protocol_changes(stored_settings(record))
+    if sampled_weights(record) != ("ema" if use_ema else "online"):  # a file moved by hand
+        changes = ", ".join(filter(None, [changes, f"weights {sampled_weights(record)!r}"]))
     if changes:
         raise ConfigError(
-            f"{eval_dir} was scored another way than this run asks ({changes}); one study folder holds "
+            f"{scored} was scored another way than this run asks ({changes}); one study folder holds "
             "one protocol. Use another --out, and copy runs/<model>/seed<k>/epochs/ there to score the "
             "kept epochs the new way without training again."
         )
 
 
-def _stored_settings(record: dict[str, Any]) -> dict[str, Any]:
-    """An evaluation record's settings; records older than the FID precision option were fp32."""
-    return {"feature_precision": "fp32", **record["settings"]}
-
-
 def _metrics_row(record: dict[str, Any], seed: int) -> dict[str, Any]:
-    m, s, ck = record["metrics"], _stored_settings(record), record["checkpoint"]
+    m, s, ck = record["metrics"], stored_settings(record), record["checkpoint"]
     return {
+        "weights": sampled_weights(record),
         "model": ck["model_name"],
         "seed": seed,
         "epoch": ck["epoch"],
@@ -167,12 +179,13 @@ def _metrics_row(record: dict[str, Any], seed: int) -> dict[str, Any]:
 
 
 def write_metrics_csv(out_dir: Path) -> Path:
-    """``metrics.csv``: every evaluation found under ``runs/``, sorted by model, seed and epoch."""
+    """``metrics.csv``: every evaluation found under ``runs/``, sorted by weights, model, seed and epoch."""
     rows = []
-    for path in sorted((out_dir / "runs").glob(f"*/seed*/eval/epoch_*/{EVALUATION_JSON}")):
-        seed = int(path.parents[2].name.removeprefix("seed"))
-        rows.append(_metrics_row(json.loads(path.read_text(encoding="utf-8")), seed))
-    rows.sort(key=lambda r: (r["model"], r["seed"], r["epoch"]))
+    for folder in ("eval", "eval-online"):
+        for path in (out_dir / "runs").glob(f"*/seed*/{folder}/epoch_*/{EVALUATION_JSON}"):
+            seed = int(path.parents[2].name.removeprefix("seed"))
+            rows.append(_metrics_row(json.loads(path.read_text(encoding="utf-8")), seed))
+    rows.sort(key=lambda r: (r["weights"] != "ema", r["model"], r["seed"], r["epoch"]))
     target = out_dir / METRICS_CSV
     if rows:
         lines = [",".join(rows[0])] + [
@@ -210,9 +223,9 @@ def run_study(
             run_dir = out_dir / "runs" / model / f"seed{seed}"
             cfg = study_config(dataset, model, seed, run_dir, settings, data_dir)
             for epoch in sorted(settings.eval_epochs):
-                eval_dir = run_dir / "eval" / f"epoch_{epoch:03d}"
-                if (eval_dir / EVALUATION_JSON).is_file():
-                    _check_same_protocol(eval_dir, settings.evaluation)
+                scored = eval_dir(run_dir, epoch, settings.use_ema)
+                if (scored / EVALUATION_JSON).is_file():
+                    _check_same_protocol(scored, settings.evaluation, settings.use_ema)
                     continue
                 kept = run_dir / "epochs" / f"epoch_{epoch:03d}"
                 if not kept.is_dir():
@@ -222,10 +235,14 @@ def run_study(
                     kept = _keep_epoch(run_dir, epoch)
                 if train_only:
                     continue
-                log(f"{model} seed {seed}: evaluating epoch {epoch}")
+                if not settings.use_ema and not (kept / "model.safetensors").is_file():
+                    log(f"{model} seed {seed}: epoch {epoch} was kept without its online weights; skipped")
+                    continue
+                weights = "EMA" if settings.use_ema else "online"
+                log(f"{model} seed {seed}: evaluating the {weights} weights of epoch {epoch}")
                 result = evaluate_checkpoint(
                     kept,
-                    eval_dir,
+                    scored,
                     replace(settings.evaluation, seed=seed),  # sampling noise follows the seed
                     data_dir=data_dir,
                     precision=settings.precision,
@@ -234,8 +251,9 @@ def run_study(
                     feature_extractor=feature_extractor,
                     real_images=real_images,
                     real_split="test",
+                    use_ema=settings.use_ema,
                 )
-                log(f"  FID {result.record['metrics'].get('fid'):.2f} ({eval_dir})")
+                log(f"  FID {result.record['metrics'].get('fid'):.2f} ({scored})")
                 write_report(out_dir, dataset, write_metrics_csv(out_dir))
     return finish_study(out_dir, dataset)
 

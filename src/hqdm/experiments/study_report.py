@@ -1,5 +1,6 @@
 """The study's report: per model and epoch, FID/KID mean ± std over seeds and the paired difference to the
-classical U-Net with a 95% confidence interval; FID-vs-epoch curves in one plot.
+classical U-Net with a 95% confidence interval; FID-vs-epoch curves in one plot. The EMA weights' scores
+and the online weights' scores (where a study scored them) are separate tables, each paired within itself.
 
 A paired difference is ``FID(model, seed k) - FID(unet, seed k)`` at the same epoch (the two runs share
 initial noise, data order and sampling noise). Its 95% interval is Student's t over the seeds present for
@@ -24,6 +25,8 @@ __all__ = ["Comparison", "paired_comparison", "write_report"]
 CLASSICAL = "unet"
 REPORT_MD = "report.md"
 FID_PLOT = "fid_vs_epoch.png"
+WEIGHTS_TITLES = {"ema": "EMA weights (the paper's)", "online": "Online weights"}
+Key = tuple[str, int, int]  # (model, seed, epoch)
 
 
 @dataclass(frozen=True)
@@ -89,24 +92,41 @@ def _interval(c: Comparison | None) -> str:
 def write_report(out_dir: Path, dataset: str, metrics_csv: Path) -> Path:
     """``report.md`` and ``fid_vs_epoch.png`` next to ``metrics.csv``."""
     rows = _read(metrics_csv)
-    fid = {(r["model"], int(r["seed"]), int(r["epoch"])): float(r["fid"]) for r in rows}
-    kid = {(r["model"], int(r["seed"]), int(r["epoch"])): float(r["kid_mean"]) for r in rows}
-    models = sorted({m for m, _, _ in fid}, key=lambda m: (m != CLASSICAL, m))
-    epochs = sorted({e for _, _, e in fid})
+    fid: dict[str, dict[Key, float]] = {}
+    kid: dict[str, dict[Key, float]] = {}
+    for r in rows:
+        key = (r["model"], int(r["seed"]), int(r["epoch"]))
+        fid.setdefault(r["weights"], {})[key] = float(r["fid"])
+        kid.setdefault(r["weights"], {})[key] = float(r["kid_mean"])
+    params = {r["model"]: r["params"] for r in rows}
     first = rows[0]
     lines = [
         f"# Study: {dataset}",
         "",
-        f"FID and KID of {first['num_generated']} EMA samples ({first['sampler']}, classical layers in "
+        f"FID and KID of {first['num_generated']} samples ({first['sampler']}, classical layers in "
         f"{first['precision']}) against {first['num_real']} {first['real_split']} images, FID network in "
         f"{first['fid_precision']}. Mean ± std over seeds; 'vs unet' is the paired FID difference to the "
-        "classical U-Net (same seeds) with its 95% t-interval; negative = the model is ahead.",
-        "",
+        "classical U-Net (same seeds, same weights) with its 95% t-interval; negative = the model is ahead.",
+    ]
+    for weights in sorted(fid, key=lambda w: w != "ema"):
+        lines += ["", f"## {WEIGHTS_TITLES.get(weights, weights)}", ""]
+        lines += _table(fid[weights], kid[weights], params)
+    atomic_write_text(out_dir / REPORT_MD, "\n".join(lines) + "\n")
+    _plot(out_dir / FID_PLOT, dataset, fid)
+    return out_dir / REPORT_MD
+
+
+def _models(values: dict[Key, float]) -> list[str]:
+    return sorted({m for m, _, _ in values}, key=lambda m: (m != CLASSICAL, m))
+
+
+def _table(fid: dict[Key, float], kid: dict[Key, float], params: dict[str, str]) -> list[str]:
+    lines = [
         "| model | params | epoch | seeds | FID | KID | vs unet: FID difference [95% CI] | verdict |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    params = {r["model"]: r["params"] for r in rows}
-    for model in models:
+    epochs = sorted({e for _, _, e in fid})
+    for model in _models(fid):
         for epoch in epochs:
             seeds = sorted(s for m, s, e in fid if m == model and e == epoch)
             if not seeds:
@@ -118,31 +138,35 @@ def write_report(out_dir: Path, dataset: str, metrics_csv: Path) -> Path:
                 f"| {model} | {int(params[model]):,} | {epoch} | {len(seeds)} | {_fmt(*f, 2)} | "
                 f"{_fmt(*k, 4)} | {_interval(c)} | {c.verdict if c else '-'} |"
             )
-    atomic_write_text(out_dir / REPORT_MD, "\n".join(lines) + "\n")
-    _plot(out_dir / FID_PLOT, dataset, models, epochs, fid)
-    return out_dir / REPORT_MD
+    return lines
 
 
-def _plot(
-    path: Path, dataset: str, models: list[str], epochs: list[int], fid: dict[tuple[str, int, int], float]
-) -> None:
+def _plot(path: Path, dataset: str, fid: dict[str, dict[Key, float]]) -> None:
+    """One line per (weights, model): solid for the EMA weights, dashed for the online weights."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for model in models:
-        xs, means, lows, highs = [], [], [], []
-        for epoch in epochs:
-            values = [v for (m, _, e), v in fid.items() if m == model and e == epoch]
-            if values:
-                xs.append(epoch)
-                means.append(statistics.fmean(values))
-                lows.append(min(values))
-                highs.append(max(values))
-        (line,) = ax.plot(xs, means, marker="o", label=model)
-        ax.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15)
+    colours: dict[str, str] = {}  # a model keeps its colour across weights
+    for weights in sorted(fid, key=lambda w: w != "ema"):
+        values = fid[weights]
+        for model in _models(values):
+            xs, means, lows, highs = [], [], [], []
+            for epoch in sorted({e for _, _, e in values}):
+                scores = [v for (m, _, e), v in values.items() if m == model and e == epoch]
+                if scores:
+                    xs.append(epoch)
+                    means.append(statistics.fmean(scores))
+                    lows.append(min(scores))
+                    highs.append(max(scores))
+            (line,) = ax.plot(
+                xs, means, marker="o", color=colours.get(model), linestyle="-" if weights == "ema" else "--",
+                label=model if weights == "ema" else f"{model} ({weights})",
+            )  # fmt: skip
+            colours[model] = line.get_color()
+            ax.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15)
     ax.set(xlabel="epoch", ylabel="FID (mean over seeds; band: min-max)", title=f"{dataset}: FID vs epoch")
     ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
