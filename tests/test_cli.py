@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from conftest import write_checkpoint
-from hqdm.cli import EXIT_USER_ERROR, main
+from hqdm.cli import EXIT_BROKEN_PIPE, EXIT_USER_ERROR, main
 from hqdm.models import build_model
 from hqdm.train import read_state
 from hqdm.train.io import make_grid
@@ -112,6 +112,20 @@ def test_keep_freed_memory_sets_the_glibc_thresholds() -> None:
     default, kept = probe("default"), probe("set")
     assert default["mapped"] >= 24 << 20  # the control: glibc maps a block this large by default
     assert kept == {"returned": True, "mapped": 0, "kept": kept["kept"]} and kept["kept"] >= 24 << 20
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``hqdm models | head -1``: once the reader has gone, the command stops with SIGPIPE's exit code and
+    no error line, and what is left in stdout's buffer goes nowhere."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has already left
+    with open(write_end, "w", buffering=1) as closed_pipe:  # line-buffered: the first line hits the pipe
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        assert main(["models"]) == EXIT_BROKEN_PIPE
+        print("written after the pipe broke")  # stdout now leads to /dev/null: no second error
+    assert capsys.readouterr().err == ""
 
 
 def test_bad_config_key_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,7 +17,8 @@ bench) and :mod:`~hqdm.cli.showcase` (demo). Every module of this package import
 hqdm only inside functions, so that ``hqdm --help`` and argument errors stay fast.
 
 Errors a user can cause (missing file, bad config, missing data, ...) print one named error line and
-exit with code 2; they never show a traceback (:mod:`hqdm.cli.errors`).
+exit with code 2; they never show a traceback (:mod:`hqdm.cli.errors`). Output piped into a reader that
+stops early (``| head``) ends the command quietly with code 141, as SIGPIPE would.
 """
 
 from __future__ import annotations
@@ -28,9 +29,18 @@ from collections.abc import Callable, Sequence
 
 from hqdm.cli.errors import EXIT_USER_ERROR, report_error, user_errors
 
-__all__ = ["EXIT_USER_ERROR", "HELP_ORDER", "Runner", "build_parser", "main", "subcommand"]
+__all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_USER_ERROR",
+    "HELP_ORDER",
+    "Runner",
+    "build_parser",
+    "main",
+    "subcommand",
+]
 
 Runner = Callable[[argparse.Namespace], int]
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process ended by SIGPIPE
 Configure = Callable[[argparse.ArgumentParser], Runner]
 
 # The order of ``hqdm --help``: the everyday commands first, whichever module defines them.
@@ -70,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of what is still buffered for the
+    closed pipe does not fail again at exit."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from hqdm.train.memory import keep_freed_memory
@@ -78,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = user_errors()
     try:
         code = args.run(args)
+    except BrokenPipeError:  # the reader of our output left early (``hqdm models | head -1``): not an error
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except errors as err:
         report_error(err)
         return EXIT_USER_ERROR
