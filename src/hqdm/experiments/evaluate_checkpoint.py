@@ -49,6 +49,7 @@ __all__ = [
     "sample_batches",
     "sampled_weights",
     "stored_settings",
+    "weights_label",
     "write_evaluation",
 ]
 
@@ -276,7 +277,7 @@ def evaluate_checkpoint(
         "settings": settings.as_dict(),
         "checkpoint": _checkpoint_info(resolved, model, cfg),
         "precision": getattr(model, "precision", "fp32"),  # of the sampling model's classical layers
-        "weights": "ema" if use_ema else "online",
+        "weights": weights_label(use_ema),
         "real": {
             "dataset": cfg.data.dataset,
             "split": real_split,
@@ -293,6 +294,11 @@ def evaluate_checkpoint(
 def stored_settings(record: dict[str, Any]) -> dict[str, Any]:
     """An evaluation record's settings; records older than the FID precision option were fp32."""
     return {"feature_precision": "fp32", **record.get("settings", {})}
+
+
+def weights_label(use_ema: bool) -> str:
+    """How a record names the weights an evaluation sampled: "ema" or "online"."""
+    return "ema" if use_ema else "online"
 
 
 def sampled_weights(record: dict[str, Any]) -> str:

@@ -46,6 +46,7 @@ from hqdm.experiments.evaluate_checkpoint import (
     evaluate_checkpoint,
     sampled_weights,
     stored_settings,
+    weights_label,
 )
 from hqdm.experiments.study_report import write_report
 from hqdm.files import atomic_write_text
@@ -54,12 +55,13 @@ from hqdm.metrics.inception import FIDInceptionFeatures
 from hqdm.train import latest_checkpoint, read_state, train
 from hqdm.train.setup import ModelFactory, default_model_factory, load_training_images, resolve_device
 
-__all__ = ["StudySettings", "cache_test_features", "eval_dir", "finish_study", "run_study", "study_config"]
+__all__ = ["StudySettings", "cache_test_features", "finish_study", "run_study", "study_config"]
 
 # the EMA weights are what the evaluations sample (the paper's recipe); the online weights beside them show
 # what the EMA's long average costs at that epoch (``hqdm eps-error``, docs/RESULTS.md); ~4 MB in all
 KEPT_FILES = ("ema.safetensors", "model.safetensors", "state.json", "config.json")
 METRICS_CSV = "metrics.csv"
+EVAL_FOLDERS = {"ema": "eval", "online": "eval-online"}  # under runs/<model>/seed<k>/, by sampled weights
 Log = Callable[[str], None]
 
 
@@ -138,16 +140,16 @@ def _train_to(cfg: Config, epoch: int, images: Tensor, factory: ModelFactory, pr
     train(cfg, resume=resume, max_steps=steps, images=images, model_factory=factory, progress=progress)
 
 
-def eval_dir(run_dir: Path, epoch: int, use_ema: bool) -> Path:
+def _eval_dir(run_dir: Path, epoch: int, use_ema: bool) -> Path:
     """Where the evaluation of one kept epoch's EMA (or online) weights goes."""
-    return run_dir / ("eval" if use_ema else "eval-online") / f"epoch_{epoch:03d}"
+    return run_dir / EVAL_FOLDERS[weights_label(use_ema)] / f"epoch_{epoch:03d}"
 
 
 def _check_same_protocol(scored: Path, evaluation: EvalSettings, use_ema: bool) -> None:
     """One study folder holds one evaluation protocol: an epoch scored another way is not "done"."""
     record = json.loads((scored / EVALUATION_JSON).read_text(encoding="utf-8"))
     changes = evaluation.protocol_changes(stored_settings(record))
-    if sampled_weights(record) != ("ema" if use_ema else "online"):  # a file moved by hand
+    if sampled_weights(record) != weights_label(use_ema):  # a file moved by hand
         changes = ", ".join(filter(None, [changes, f"weights {sampled_weights(record)!r}"]))
     if changes:
         raise ConfigError(
@@ -181,7 +183,7 @@ def _metrics_row(record: dict[str, Any], seed: int) -> dict[str, Any]:
 def write_metrics_csv(out_dir: Path) -> Path:
     """``metrics.csv``: every evaluation found under ``runs/``, sorted by weights, model, seed and epoch."""
     rows = []
-    for folder in ("eval", "eval-online"):
+    for folder in EVAL_FOLDERS.values():
         for path in (out_dir / "runs").glob(f"*/seed*/{folder}/epoch_*/{EVALUATION_JSON}"):
             seed = int(path.parents[2].name.removeprefix("seed"))
             rows.append(_metrics_row(json.loads(path.read_text(encoding="utf-8")), seed))
@@ -223,7 +225,7 @@ def run_study(
             run_dir = out_dir / "runs" / model / f"seed{seed}"
             cfg = study_config(dataset, model, seed, run_dir, settings, data_dir)
             for epoch in sorted(settings.eval_epochs):
-                scored = eval_dir(run_dir, epoch, settings.use_ema)
+                scored = _eval_dir(run_dir, epoch, settings.use_ema)
                 if (scored / EVALUATION_JSON).is_file():
                     _check_same_protocol(scored, settings.evaluation, settings.use_ema)
                     continue

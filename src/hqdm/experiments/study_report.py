@@ -98,6 +98,7 @@ def write_report(out_dir: Path, dataset: str, metrics_csv: Path) -> Path:
         key = (r["model"], int(r["seed"]), int(r["epoch"]))
         fid.setdefault(r["weights"], {})[key] = float(r["fid"])
         kid.setdefault(r["weights"], {})[key] = float(r["kid_mean"])
+    fid = {w: fid[w] for w in sorted(fid, key=lambda w: w != "ema")}  # the paper's EMA weights first
     params = {r["model"]: r["params"] for r in rows}
     first = rows[0]
     lines = [
@@ -108,7 +109,7 @@ def write_report(out_dir: Path, dataset: str, metrics_csv: Path) -> Path:
         f"{first['fid_precision']}. Mean ± std over seeds; 'vs unet' is the paired FID difference to the "
         "classical U-Net (same seeds, same weights) with its 95% t-interval; negative = the model is ahead.",
     ]
-    for weights in sorted(fid, key=lambda w: w != "ema"):
+    for weights in fid:
         lines += ["", f"## {WEIGHTS_TITLES.get(weights, weights)}", ""]
         lines += _table(fid[weights], kid[weights], params)
     atomic_write_text(out_dir / REPORT_MD, "\n".join(lines) + "\n")
@@ -150,8 +151,7 @@ def _plot(path: Path, dataset: str, fid: dict[str, dict[Key, float]]) -> None:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     colours: dict[str, str] = {}  # a model keeps its colour across weights
-    for weights in sorted(fid, key=lambda w: w != "ema"):
-        values = fid[weights]
+    for weights, values in fid.items():
         for model in _models(values):
             xs, means, lows, highs = [], [], [], []
             for epoch in sorted({e for _, _, e in values}):
