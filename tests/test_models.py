@@ -354,3 +354,14 @@ def test_frozen_circuits_keep_their_initial_angles_while_the_rest_trains() -> No
     }
     assert len(circuit_weights) == 4 and not changed & circuit_weights
     assert "mid.res0.conv_0.weight" in changed
+
+
+def test_each_control_names_a_registered_hybrid_of_its_own_size() -> None:
+    """The study pairs a control with the hybrid it names (claim 4): same total parameter count."""
+    from hqdm.models.registry import control_for
+
+    controls = {name: control_for(name) for name in list_models() if control_for(name)}
+    assert controls == {"qvunet-1hq-twin": "qvunet-1hq", "qvunet-1hq-frozen": "qvunet-1hq"}
+    for control, hybrid in controls.items():
+        assert sum(count_parameters(build_model(control))) == EXPECTED_COUNTS[hybrid][0]
+    assert control_for("unet") is None

@@ -139,6 +139,11 @@ def test_report_pairs_seeds_and_gives_t_intervals_and_verdicts(tmp_path: Path) -
     assert "| qvunet-1hq | 100 | 1 | 3 | 296.33 ± 6.51 |" in report
     assert f"| {-26 / 3:+.2f} [{-26 / 3 - half:+.2f}, {-26 / 3 + half:+.2f}] | ahead |" in report
     assert (tmp_path / "fid_vs_epoch.png").stat().st_size > 1000
+    circuits = [-30.0, 2.0, -34.0]  # the 1HQConv QVU-Net minus its classical twin, seeds 0-2
+    mean, half = statistics.fmean(circuits), t.ppf(0.975, 2) * statistics.stdev(circuits) / 3**0.5
+    row = f"| qvunet-1hq | qvunet-1hq-twin | 1 | 3 | {mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}] |"
+    assert row + " no difference shown |" in report
+    assert "| qvunet-1hq | quanvunet |" not in report  # only registered controls are paired with a hybrid
 
 
 def test_one_folder_holds_one_evaluation_protocol(tmp_path: Path) -> None:

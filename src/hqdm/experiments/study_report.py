@@ -7,6 +7,10 @@ initial noise, data order and sampling noise). Its 95% interval is Student's t o
 both; with one seed there is no interval. Verdict for "the model is ahead" (lower FID): ``ahead`` when the
 whole interval lies below 0, ``behind`` when it lies above, ``no difference shown`` otherwise, and
 ``one seed: no interval`` with a single pair.
+
+Claim 4 (the gain comes from the circuits) has its own table: each control (a model registered with
+``control_for``, e.g. the classical twin of the 1HQConv vertex) paired against its hybrid,
+``FID(hybrid, seed k) - FID(control, seed k)``; ``ahead`` there means the circuits beat their control.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 from hqdm.experiments.tables import mean_std
 from hqdm.files import atomic_path, atomic_write_text
+from hqdm.models.registry import control_for
 
 __all__ = ["Comparison", "paired_comparison", "write_report"]
 
@@ -31,9 +36,10 @@ Key = tuple[str, int, int]  # (model, seed, epoch)
 
 @dataclass(frozen=True)
 class Comparison:
-    """``model`` minus the classical U-Net at one epoch, over the seeds both have."""
+    """``model`` minus ``reference`` (by default the U-Net) at one epoch, over the seeds both have."""
 
     model: str
+    reference: str
     epoch: int
     seeds: tuple[int, ...]
     mean: float
@@ -57,17 +63,19 @@ def _t_quantile(dof: int) -> float:
     return float(t.ppf(0.975, dof))
 
 
-def paired_comparison(model: str, epoch: int, values: dict[tuple[str, int, int], float]) -> Comparison | None:
-    """The paired FID difference of ``model`` to the U-Net at ``epoch``; ``values[(model, seed, epoch)]``."""
-    seeds = sorted(s for (m, s, e) in values if m == model and e == epoch and (CLASSICAL, s, epoch) in values)
+def paired_comparison(
+    model: str, epoch: int, values: dict[Key, float], reference: str = CLASSICAL
+) -> Comparison | None:
+    """FID(``model``) - FID(``reference``) at ``epoch``, paired by seed; ``values[(model, seed, epoch)]``."""
+    seeds = sorted(s for (m, s, e) in values if m == model and e == epoch and (reference, s, epoch) in values)
     if not seeds:
         return None
-    diffs = [values[model, s, epoch] - values[CLASSICAL, s, epoch] for s in seeds]
+    diffs = [values[model, s, epoch] - values[reference, s, epoch] for s in seeds]
     mean = statistics.fmean(diffs)
     if len(diffs) < 2:
-        return Comparison(model, epoch, tuple(seeds), mean, None, None)
+        return Comparison(model, reference, epoch, tuple(seeds), mean, None, None)
     half = _t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return Comparison(model, epoch, tuple(seeds), mean, mean - half, mean + half)
+    return Comparison(model, reference, epoch, tuple(seeds), mean, mean - half, mean + half)
 
 
 def _read(metrics_csv: Path) -> list[dict[str, str]]:
@@ -112,6 +120,7 @@ def write_report(out_dir: Path, dataset: str, metrics_csv: Path) -> Path:
     for weights in fid:
         lines += ["", f"## {WEIGHTS_TITLES.get(weights, weights)}", ""]
         lines += _table(fid[weights], kid[weights], params)
+        lines += _controls_table(fid[weights])
     atomic_write_text(out_dir / REPORT_MD, "\n".join(lines) + "\n")
     _plot(out_dir / FID_PLOT, dataset, fid)
     return out_dir / REPORT_MD
@@ -140,6 +149,31 @@ def _table(fid: dict[Key, float], kid: dict[Key, float], params: dict[str, str])
                 f"{_fmt(*k, 4)} | {_interval(c)} | {c.verdict if c else '-'} |"
             )
     return lines
+
+
+def _controls_table(fid: dict[Key, float]) -> list[str]:
+    """Each control against the hybrid it stands in for (claim 4); nothing when no control was scored."""
+    pairs = sorted({(control_for(m), m) for m, _, _ in fid if control_for(m)})
+    comparisons = [
+        c
+        for hybrid, control in pairs
+        for epoch in sorted({e for _, _, e in fid})
+        if (c := paired_comparison(hybrid, epoch, fid, reference=control)) is not None
+    ]
+    if not comparisons:
+        return []
+    return [
+        "",
+        "The circuits against their controls: the hybrid's FID minus its control's at the same seeds "
+        "(negative = the circuits are ahead).",
+        "",
+        "| hybrid | control | epoch | seeds | FID difference [95% CI] | verdict for the circuits |",
+        "|---|---|---:|---:|---:|---|",
+        *(
+            f"| {c.model} | {c.reference} | {c.epoch} | {len(c.seeds)} | {_interval(c)} | {c.verdict} |"
+            for c in comparisons
+        ),
+    ]
 
 
 def _plot(path: Path, dataset: str, fid: dict[str, dict[Key, float]]) -> None:

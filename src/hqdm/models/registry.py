@@ -34,6 +34,7 @@ class ModelEntry:
     name: str
     build: Callable[[int, int, Semantics], nn.Module]  # (in_channels, image_size, semantics)
     paper_total: int | None  # total printed in the paper for 28x28x1, if any
+    control_for: str | None = None  # the hybrid whose circuits this model stands in for (the study's claim 4)
 
 
 def _unet(in_channels: int, image_size: int, _: Semantics) -> nn.Module:
@@ -84,8 +85,8 @@ _ENTRIES = (
     ModelEntry("lite-unet", partial(_lite, None), None),
     ModelEntry("lite-qunet", partial(_lite, LITE_QUBITS), None),
     ModelEntry("lite-qunet-8q", partial(_lite, LITE_QUBITS_CPU), None),
-    ModelEntry("qvunet-1hq-twin", partial(_control, twin_vertex_block), None),  # the study's controls
-    ModelEntry("qvunet-1hq-frozen", partial(_control, frozen_vertex_block), None),
+    ModelEntry("qvunet-1hq-twin", partial(_control, twin_vertex_block), None, control_for="qvunet-1hq"),
+    ModelEntry("qvunet-1hq-frozen", partial(_control, frozen_vertex_block), None, control_for="qvunet-1hq"),
 )
 _REGISTRY = {entry.name: entry for entry in _ENTRIES}
 
@@ -93,6 +94,11 @@ _REGISTRY = {entry.name: entry for entry in _ENTRIES}
 def list_models() -> list[str]:
     """Registered model names, in a stable order."""
     return list(_REGISTRY)
+
+
+def control_for(name: str) -> str | None:
+    """The hybrid that model ``name`` is a control of (its circuits replaced or frozen), else None."""
+    return lookup(_REGISTRY, name, "model").control_for
 
 
 def build_model(
