@@ -31,7 +31,7 @@ GEMM_SIZE = 2048
 
 
 @contextlib.contextmanager
-def _path(model: torch.nn.Module, path: str) -> Iterator[None]:
+def path_of(model: torch.nn.Module, path: str) -> Iterator[None]:
     """Run ``model`` on one of :data:`PATHS` inside the block."""
     if path not in PATHS:
         raise ValueError(f"unknown path {path!r}; choose from {', '.join(PATHS)}")
@@ -40,7 +40,7 @@ def _path(model: torch.nn.Module, path: str) -> Iterator[None]:
         yield
 
 
-def _setup(keep_heap: bool) -> None:
+def setup_heap(keep_heap: bool) -> None:
     if keep_heap:
         keep_freed_memory()  # as ``hqdm``'s commands run
 
@@ -57,20 +57,8 @@ def measure_gemm(dtype: str, size: int = GEMM_SIZE, seconds: float = 2.0) -> dic
     return {"gflops": 2 * size**3 / per_call / 1e9}
 
 
-def _count_flops(fn: Callable[[], object]) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops() / 1e9
-
-
-def measure_train_step(
-    model_name: str, batch: int, seconds: float, path: str = "fp32", keep_heap: bool = True
-) -> dict:
-    """Seconds per forward + backward + Adam step at ``batch`` (after three warm-up steps: the heap keeps
-    settling over the first few) and the GFLOP one step performs on this path (``FlopCounterMode``)."""
-    _setup(keep_heap)
+def training_step(model_name: str, batch: int) -> tuple[torch.nn.Module, Callable[[], None]]:
+    """A fresh model (seed 0) and one forward + backward + Adam step of it on fixed random inputs."""
     torch.manual_seed(0)
     model = build_model(model_name)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-8)
@@ -84,7 +72,25 @@ def measure_train_step(
         loss.backward()
         optimizer.step()
 
-    with _path(model, path):
+    return model, step
+
+
+def _count_flops(fn: Callable[[], object]) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
+def measure_train_step(
+    model_name: str, batch: int, seconds: float, path: str = "fp32", keep_heap: bool = True
+) -> dict:
+    """Seconds per forward + backward + Adam step at ``batch`` (after three warm-up steps: the heap keeps
+    settling over the first few) and the GFLOP one step performs on this path (``FlopCounterMode``)."""
+    setup_heap(keep_heap)
+    model, step = training_step(model_name, batch)
+    with path_of(model, path):
         seconds_per_step, peak = bench._time(step, seconds, 2, warmup=3)
         gflop = _count_flops(step)
     classical, quantum = count_parameters(model)
@@ -105,7 +111,7 @@ def measure_sampler(
 
     DDPM visits every timestep of its schedule, so it runs on a ``steps``-long cosine schedule: the cost of
     one evaluation does not depend on the schedule's length."""
-    _setup(keep_heap)
+    setup_heap(keep_heap)
     torch.manual_seed(0)
     model = build_model(model_name)
     if sampler == "ddim":
@@ -114,7 +120,7 @@ def measure_sampler(
         chosen = make_sampler("ddpm", make_schedule("cosine", steps))
     generator = torch.Generator().manual_seed(0)
     shape = (batch, model.in_channels, 28, 28)
-    with _path(model, path):
+    with path_of(model, path):
         chosen.sample(model, (2, *shape[1:]), generator=generator)  # warm-up: allocator, kernels
         seconds, peak = bench._time(lambda: chosen.sample(model, shape, generator=generator), 0.0, 1, 0)
     return {"seconds": seconds, "evals_per_s": batch * steps / seconds, "peak_mb": peak}
@@ -125,7 +131,7 @@ def measure_inception(batch: int, path: str, seconds: float, keep_heap: bool = T
 
     ``plain`` is the network as it ran before the fast path (NCHW, float32); ``fp32`` and ``bf16`` are
     :class:`~hqdm.metrics.inception.FIDInceptionFeatures` at that precision (channels-last)."""
-    _setup(keep_heap)
+    setup_heap(keep_heap)
     net = FIDInceptionFeatures(precision="bf16" if path == "bf16" else "fp32")
     images = torch.randint(0, 256, (batch, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator())
 

@@ -39,6 +39,7 @@ FORMATTERS = {
     "sample": "hqdm.bench_compute:format_sample",
     "fid": "hqdm.bench_compute:format_fid",
     "workers": "hqdm.bench_workers:format_workers",
+    "floor": "hqdm.bench_floor:format_floor",
 }
 
 MARKER = re.compile(

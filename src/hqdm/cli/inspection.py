@@ -68,7 +68,7 @@ def _data(parser: argparse.ArgumentParser) -> Runner:
 )
 def _bench(parser: argparse.ArgumentParser) -> Runner:
     kinds = parser.add_subparsers(
-        dest="kind", required=True, metavar="{quantum,train-step,sample,fid,workers}"
+        dest="kind", required=True, metavar="{quantum,train-step,sample,fid,workers,floor}"
     )
     quantum = kinds.add_parser(
         "quantum", help="circuits/s of hqdm vs PennyLane default.qubit and TorchQuantum, peak memory"
@@ -124,13 +124,22 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
     workers.add_argument("--batch", type=int, default=128)
     workers.add_argument("--seconds", type=float, default=10.0, help="minimum timing per measurement")
     workers.add_argument("--workers", type=positive_int, help="parallel processes (default: one per core)")
-    for kind in (step, sample, fid, workers):
+    floor = kinds.add_parser(
+        "floor",
+        help="where a training step's time goes, by op class, and the step if only the matrix work took time",
+    )
+    floor.add_argument("--models", default="unet", help="comma-separated model names (default: unet)")
+    floor.add_argument("--path", choices=("fp32", "bf16"), default="bf16", help="the path profiled")
+    floor.add_argument("--batch", type=int, default=128)
+    floor.add_argument("--seconds", type=float, default=10.0, help="minimum timing per step measurement")
+    floor.add_argument("--steps", type=positive_int, default=3, help="training steps profiled")
+    for kind in (step, sample, fid, workers, floor):
         kind.add_argument(
             "--glibc-heap-defaults",
             action="store_true",
             help="measure with glibc's default heap settings instead of those hqdm's commands set",
         )
-    for kind in (quantum, step, sample, fid, workers):
+    for kind in (quantum, step, sample, fid, workers, floor):
         kind.add_argument(
             "--json", metavar="PATH", help="also write the raw measurements there (benchmarks/results/*.json)"
         )
@@ -159,12 +168,19 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
             from hqdm import bench_compute
 
             keep_heap = not args.glibc_heap_defaults
-            paths = choices_list(args.paths, bench_compute.PATHS, "--paths")
+            paths = choices_list(args.paths, bench_compute.PATHS, "--paths") if hasattr(args, "paths") else ()
             models = tuple(args.models.split(",")) if getattr(args, "models", None) else None
             if args.kind == "fid":
                 tables["fid"] = bench_compute.fid_benchmark(
                     batch=args.batch, paths=paths, seconds=args.seconds, keep_heap=keep_heap
                 )
+            elif args.kind == "floor":
+                from hqdm.bench_floor import floor_benchmark
+
+                tables["floor"] = floor_benchmark(
+                    models or ("unet",), args.path, batch=args.batch, seconds=args.seconds, steps=args.steps,
+                    keep_heap=keep_heap,
+                )  # fmt: skip
             elif args.kind == "workers":
                 from hqdm.bench_workers import workers_benchmark
 
