@@ -31,10 +31,11 @@ def _fake(kind, extra_env=None, **kwargs):
 
 def test_floor_is_the_step_with_only_the_matrix_work_left(monkeypatch, tmp_path, capsys):
     """40% of the step is matrix work: 0.4 s/step, 5x over the 2.0 s plain step, 10 GFLOP in 0.4 s = 6.2%
-    of 400 GFLOP/s; the matrix kernels' own 8 GFLOP in 0.4 s = 20 GFLOP/s. The JSON renders the same."""
+    of 400 GFLOP/s; the matrix kernels' own 8 GFLOP in 0.4 s = 20 GFLOP/s. Two models make one table; the
+    JSON renders what was printed."""
     monkeypatch.setattr(bench, "_subprocess", _fake)
     out = tmp_path / "floor.json"
-    assert main(["bench", "floor", "--seconds", "0", "--json", str(out)]) == 0
+    assert main(["bench", "floor", "--models", "unet,qvunet-1hq", "--seconds", "0", "--json", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert "unet/bf16: 1.000 s/step, plain 2.000 s/step (2.00x over plain)" in printed[1]
     assert "(every other op free): 0.400 s/step = 5.00x over plain, 6.2% of the bf16 mm rate" in printed[2]
@@ -42,6 +43,8 @@ def test_floor_is_the_step_with_only_the_matrix_work_left(monkeypatch, tmp_path,
     assert "aten::threshold 50.0% (10 calls)" in printed[3]  # the largest op outside every class
     assert "| unet | bf16 | convolution forward | 20.0% | 0.200 | 4.0 | 20 | 5.0% |" in printed
     assert "| unet | bf16 | normalisation | 10.0% | 0.100 | 0.0 | - | - |" in printed
+    assert "| qvunet-1hq | bf16 | normalisation | 10.0% | 0.100 | 0.0 | - | - |" in printed
+    assert sum(line.startswith("| model |") for line in printed) == 1  # one table for both models
     record = json.loads(out.read_text())
     assert record["command"].startswith("hqdm bench floor")
     _, table = read_table(out, "floor")
