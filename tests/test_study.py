@@ -35,10 +35,12 @@ SETTINGS = StudySettings(
 REAL = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
 
 
-def _study(out: Path, factory, models=("unet", "qvunet-1hq"), settings=SETTINGS, train_only=False) -> Path:
+def _study(
+    out: Path, factory, models=("unet", "qvunet-1hq"), settings=SETTINGS, train_only=False, log=lambda _: None
+) -> Path:
     return run_study(
         "embedded-mnist", models, (0,), out, settings=settings, real_images=REAL, model_factory=factory,
-        feature_extractor=PixelStats(), progress=False, train_only=train_only, log=lambda _: None,
+        feature_extractor=PixelStats(), progress=False, train_only=train_only, log=log,
     )  # fmt: skip
 
 
@@ -89,6 +91,19 @@ def test_train_only_keeps_epochs_and_a_later_run_evaluates_them_without_training
     assert [(r["epoch"], r["step"]) for r in rows] == [("1", "2"), ("2", "4")]
     assert factory.built == ["unet", "unet"]  # one model per evaluation, none for training
     assert (run / "log.csv").read_bytes() == log_before
+
+
+def test_a_cell_trains_to_its_end_then_scores_the_last_epoch_first(tmp_path: Path) -> None:
+    """Training comes first (it must finish within a session); then the headline score, the last epoch."""
+    settings = replace(SETTINGS, epochs=3, eval_epochs=(1, 2, 3))
+    said: list[str] = []
+    _study(tmp_path, CountingFactory(), models=("unet",), settings=settings, log=said.append)
+    steps = [line.removeprefix("unet seed 0: ") for line in said if line.startswith("unet seed 0: ")]
+    assert steps == [
+        "training to epoch 1", "training to epoch 2", "training to epoch 3",
+        "evaluating the EMA weights of epoch 3", "evaluating the EMA weights of epoch 1",
+        "evaluating the EMA weights of epoch 2",
+    ]  # fmt: skip
 
 
 def test_paired_seed_gives_the_same_evaluation_again(tmp_path: Path) -> None:

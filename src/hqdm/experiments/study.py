@@ -1,10 +1,11 @@
 """The long-budget study: the paper's early-training claims tested with full data, paired seeds, controls.
 
-One cell is one (model, seed) run of the paper's recipe on a dataset's full training split. At each
-evaluation epoch the run stops at its end-of-epoch checkpoint, keeps that checkpoint's EMA and online
-weights under ``epochs/epoch_XXX`` and scores FID/KID of EMA samples against the dataset's test split
-(of the online weights' samples with ``use_ema=False``); then training resumes. Seed ``k`` fixes the
-initial weights, the data order and the sampling noise, so two models with the same seed are paired.
+One cell is one (model, seed) run of the paper's recipe on a dataset's full training split. As it trains,
+the run keeps the EMA and online weights of every evaluation epoch's end-of-epoch checkpoint under
+``epochs/epoch_XXX``; once trained, it scores FID/KID of each kept epoch's EMA samples (of the online
+weights' samples with ``use_ema=False``) against the dataset's test split, the last epoch first. Seed
+``k`` fixes the initial weights, the data order and the sampling noise, so two models with the same seed
+are paired.
 Rerunning skips finished work: an evaluated epoch is read back, a kept epoch is evaluated without
 retraining, an interrupted run resumes from its newest checkpoint.
 
@@ -224,6 +225,7 @@ def run_study(
         for model in models:
             run_dir = out_dir / "runs" / model / f"seed{seed}"
             cfg = study_config(dataset, model, seed, run_dir, settings, data_dir)
+            pending = []
             for epoch in sorted(settings.eval_epochs):
                 scored = _eval_dir(run_dir, epoch, settings.use_ema)
                 if (scored / EVALUATION_JSON).is_file():
@@ -235,8 +237,13 @@ def run_study(
                     images = images if images is not None else load_training_images(cfg)
                     _train_to(cfg, epoch, images, model_factory, progress)
                     kept = _keep_epoch(run_dir, epoch)
-                if train_only:
-                    continue
+                pending.append((epoch, scored, kept))
+            if train_only:
+                continue
+            # the last epoch first: the headline score is in should the session end before the rest
+            for epoch, scored, kept in sorted(
+                pending, key=lambda item: (item[0] != settings.epochs, item[0])
+            ):
                 if not settings.use_ema and not (kept / "model.safetensors").is_file():
                     log(f"{model} seed {seed}: epoch {epoch} was kept without its online weights; skipped")
                     continue
