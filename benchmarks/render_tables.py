@@ -4,7 +4,7 @@
     python benchmarks/render_tables.py --check    # exit 1 if a table differs from its JSON
 
 A table is marked by ``<!-- table from benchmarks/results/NAME.json#TABLE; made by: COMMAND -->`` and
-``<!-- end of table -->`` (hqdm.bench_results). Tables whose JSON file does not exist yet are left alone
+``<!-- end of table -->`` (hqdm.bench.results). Tables whose JSON file does not exist yet are left alone
 and listed with the command that measures them.
 """
 
@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from hqdm.bench_results import render_markdown
+from hqdm.bench.results import render_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 

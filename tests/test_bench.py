@@ -13,27 +13,27 @@ from pathlib import Path
 import pytest
 import torch
 
-from hqdm import bench, bench_compute, bench_workers
+from hqdm.bench import compute, measure, quantum, workers
 from hqdm.cli import EXIT_USER_ERROR, main
 from hqdm.quantum import ANGLES_PER_LAYER, build_circuit, expvals
 
-PEER_DIR = Path(__file__).resolve().parents[1] / bench.TORCHQUANTUM_DIR
+PEER_DIR = Path(__file__).resolve().parents[1] / quantum.TORCHQUANTUM_DIR
 
 
 @pytest.fixture(scope="module")
 def peer():
     """benchmarks/peers/torchquantum_peer.py, the code that loads and drives TorchQuantum."""
-    return bench.torchquantum_peer()
+    return quantum.torchquantum_peer()
 
 
 @pytest.fixture(scope="module")
 def tq(peer):
     try:
         return peer.load_torchquantum(PEER_DIR)
-    except bench.PeerUnavailable as error:
+    except quantum.PeerUnavailable as error:
         if os.environ.get("HQDM_REQUIRE_PEERS") == "1":
             pytest.fail(f"HQDM_REQUIRE_PEERS=1, but {error}")
-        pytest.skip(f"{error} (pip, about 35 MB in {bench.TORCHQUANTUM_DIR}; the venv is not touched)")
+        pytest.skip(f"{error} (pip, about 35 MB in {quantum.TORCHQUANTUM_DIR}; the venv is not touched)")
 
 
 @pytest.mark.parametrize("ansatz", ["hqconv", "fqconv"])
@@ -64,23 +64,23 @@ def no_torchquantum(monkeypatch):
 
 
 def test_unavailable_torchquantum_names_the_install_script(peer, tmp_path, no_torchquantum):
-    with pytest.raises(bench.PeerUnavailable) as error:
+    with pytest.raises(quantum.PeerUnavailable) as error:
         peer.load_torchquantum(tmp_path / "empty")
     message = str(error.value)
     assert "\n" not in message
     assert "TorchQuantum is not installed" in message
-    assert bench.TORCHQUANTUM_INSTALL in message
-    assert bench.torchquantum_info(str(tmp_path / "empty")) == {"unavailable": message}
+    assert quantum.TORCHQUANTUM_INSTALL in message
+    assert quantum.torchquantum_info(str(tmp_path / "empty")) == {"unavailable": message}
 
 
 def test_missing_peer_code_makes_the_peer_unavailable(tmp_path, monkeypatch):
     """An installed hqdm has no benchmarks/peers: TorchQuantum is reported unavailable, in one line."""
-    monkeypatch.setattr(bench, "PEERS_DIR", tmp_path)
-    monkeypatch.delitem(sys.modules, bench._PEER_MODULE, raising=False)
-    with pytest.raises(bench.PeerUnavailable, match="source checkout") as error:
-        bench.torchquantum_peer()
+    monkeypatch.setattr(quantum, "PEERS_DIR", tmp_path)
+    monkeypatch.delitem(sys.modules, quantum._PEER_MODULE, raising=False)
+    with pytest.raises(quantum.PeerUnavailable, match="source checkout") as error:
+        quantum.torchquantum_peer()
     assert "\n" not in str(error.value)
-    assert bench.torchquantum_info(str(tmp_path)) == {"unavailable": str(error.value)}
+    assert quantum.torchquantum_info(str(tmp_path)) == {"unavailable": str(error.value)}
 
 
 def _fake_measurements(monkeypatch, info):
@@ -88,25 +88,25 @@ def _fake_measurements(monkeypatch, info):
 
     def fake(kind, extra_env=None, **kwargs):
         calls.append((kind, kwargs))
-        if kind == "torchquantum_info":
+        if kind == "quantum.torchquantum_info":
             return info(kwargs["peer_dir"])
         rate = {"hqdm": 1000.0, "pennylane": 10.0, "torchquantum": 100.0}[kwargs["engine"]]
         return {"seconds": kwargs["batch"] / rate, "circuits_per_s": rate, "peak_mb": 1.0}
 
-    monkeypatch.setattr(bench, "_subprocess", fake)
+    monkeypatch.setattr(measure, "run_in_subprocess", fake)
     return calls
 
 
 def test_quantum_benchmark_without_torchquantum_says_so_in_one_line(tmp_path, monkeypatch, no_torchquantum):
-    calls = _fake_measurements(monkeypatch, bench.torchquantum_info)
+    calls = _fake_measurements(monkeypatch, quantum.torchquantum_info)
     lines = []
-    bench.quantum_benchmark(
+    quantum.quantum_benchmark(
         batches=(8,), ansatzes=("hqconv",), torchquantum_dir=str(tmp_path), seconds=0, echo=lines.append
     )
     notes = [line for line in lines if "TorchQuantum" in line]
     assert len(notes) == 1
     assert notes[0].startswith("# TorchQuantum is not installed")
-    assert bench.TORCHQUANTUM_INSTALL in notes[0]
+    assert quantum.TORCHQUANTUM_INSTALL in notes[0]
     assert not any(kwargs.get("engine") == "torchquantum" for _, kwargs in calls)
     assert len([line for line in lines if line.startswith("| hqconv")]) == 2
 
@@ -114,10 +114,10 @@ def test_quantum_benchmark_without_torchquantum_says_so_in_one_line(tmp_path, mo
 def test_quantum_benchmark_rows_with_torchquantum(monkeypatch):
     calls = _fake_measurements(monkeypatch, lambda peer_dir: {"version": "0.1.8"})
     lines = []
-    table = bench.quantum_benchmark(
+    table = quantum.quantum_benchmark(
         batches=(8, 32), ansatzes=("fqconv",), torchquantum_batch=16, seconds=0, echo=lines.append
     )
-    rows = [bench.QuantumRow(**row) for row in table.rows]
+    rows = [quantum.QuantumRow(**row) for row in table.rows]
     assert "TorchQuantum 0.1.8" in lines[0]
     assert "| TorchQuantum circuits/s | ratio |" in lines[1]
     assert lines[1].count("|") == lines[2].count("|") == rows[0].line().count("|")
@@ -127,7 +127,7 @@ def test_quantum_benchmark_rows_with_torchquantum(monkeypatch):
     tq_batches = [kwargs["batch"] for _, kwargs in calls if kwargs.get("engine") == "torchquantum"]
     assert tq_batches == [8, 16, 8, 16]
     assert all(
-        kwargs["peer_dir"].endswith(bench.TORCHQUANTUM_DIR)
+        kwargs["peer_dir"].endswith(quantum.TORCHQUANTUM_DIR)
         for _, kwargs in calls
         if kwargs.get("engine") == "torchquantum"
     )
@@ -150,12 +150,12 @@ def test_train_step_ratios_pair_each_measurement_with_its_own_round(monkeypatch)
     path; the table gives medians and ranges, GFLOP/s and the fraction of the bf16 matrix-product rate."""
     # round by round: unet plain, unet bf16, qvunet-1hq plain, qvunet-1hq bf16
     seconds = iter([2.0, 0.5, 3.0, 1.0, 2.2, 0.4, 3.3, 0.8, 1.8, 0.5, 2.7, 0.6])
-    monkeypatch.setattr(bench, "_subprocess", _fake_step(seconds))
+    monkeypatch.setattr(measure, "run_in_subprocess", _fake_step(seconds))
     lines = []
-    table = bench_compute.train_step_benchmark(
+    table = compute.train_step_benchmark(
         ("qvunet-1hq",), ("plain", "bf16"), seconds=0, rounds=3, echo=lines.append
     )
-    hybrid = bench_compute.summarize_train_step(table.rows)["qvunet-1hq", "bf16"]
+    hybrid = compute.summarize_train_step(table.rows)["qvunet-1hq", "bf16"]
     assert hybrid["speedup"] == pytest.approx([3.0, 4.125, 4.5])
     assert hybrid["vs_unet"] == pytest.approx([2.0, 2.0, 1.2])
     assert hybrid["seconds"] == 0.8 and hybrid["gflops"] == 10.0
@@ -180,17 +180,17 @@ def test_compute_benchmarks_pass_the_heap_setting_to_every_measurement(monkeypat
             "evals_per_s": 1.0, "images_per_s": 1.0,
         }  # fmt: skip
 
-    monkeypatch.setattr(bench, "_subprocess", fake)
+    monkeypatch.setattr(measure, "run_in_subprocess", fake)
     assert main(["bench", "train-step", "--models", "unet", "--paths", "fp32", "--seconds", "0", *argv]) == 0
     assert main(["bench", "sample", "--paths", "fp32", "--steps", "1", *argv]) == 0
     assert main(["bench", "fid", "--paths", "plain,bf16", "--seconds", "0", *argv]) == 0
     measured = [(kind, heap) for kind, heap in seen if not kind.endswith("measure_gemm")]
     assert [kind for kind, _ in measured] == [
-        "bench_compute.measure_train_step",
-        "bench_compute.measure_sampler",
-        "bench_compute.measure_sampler",
-        "bench_compute.measure_inception",
-        "bench_compute.measure_inception",
+        "compute.measure_train_step",
+        "compute.measure_sampler",
+        "compute.measure_sampler",
+        "compute.measure_inception",
+        "compute.measure_inception",
     ]
     assert all(heap is keep_heap for _, heap in measured)
     assert ("glibc heap defaults" in capsys.readouterr().out.splitlines()[0]) is not keep_heap
@@ -206,7 +206,7 @@ def test_sample_benchmark_measures_each_batch_with_the_asked_threads(monkeypatch
         rate = kwargs["batch"] * (2.0 if kwargs["path"] == "bf16" else 1.0)
         return {"seconds": 1.0, "peak_mb": 1.0, "evals_per_s": rate}
 
-    monkeypatch.setattr(bench, "_subprocess", fake)
+    monkeypatch.setattr(measure, "run_in_subprocess", fake)
     argv = ["bench", "sample", "--paths", "plain,bf16", "--batch", "64,128", "--threads", "1", "--steps", "1"]
     assert main(argv) == 0
     assert [(s, b, p) for s, b, p, _ in seen] == [
@@ -227,8 +227,8 @@ def test_unknown_path_is_a_named_usage_error(capsys):
 def test_train_step_measurement_runs_for_real_on_every_path():
     """The measuring code itself (no fake): a tiny step of the U-Net on each path, with its FLOP count."""
     results = {
-        path: bench_compute.measure_train_step("unet", batch=2, seconds=0, path=path, keep_heap=False)
-        for path in bench_compute.PATHS
+        path: compute.measure_train_step("unet", batch=2, seconds=0, path=path, keep_heap=False)
+        for path in compute.PATHS
     }
     assert all(r["seconds"] > 0 and r["params"] == 483_321 for r in results.values())
     assert {path: r["precision"] for path, r in results.items()} == {
@@ -243,19 +243,21 @@ def test_train_step_measurement_runs_for_real_on_every_path():
 
 def test_inception_measurement_runs_for_real_on_the_plain_path():
     """The old NCHW float32 forward, as ``bench fid`` measures it (the FID network file is installed)."""
-    result = bench_compute.measure_inception(batch=2, path="plain", seconds=0, keep_heap=False)
+    result = compute.measure_inception(batch=2, path="plain", seconds=0, keep_heap=False)
     assert result["seconds"] > 0 and result["images_per_s"] == pytest.approx(2 / result["seconds"])
 
 
 def test_sampler_measurement_runs_for_real():
-    result = bench_compute.measure_sampler("unet", "ddpm", batch=2, steps=3, path="bf16", keep_heap=False)
+    result = compute.measure_sampler("unet", "ddpm", batch=2, steps=3, path="bf16", keep_heap=False)
     # one timed call draws the whole batch through every step: batch x steps model evaluations
     assert result["seconds"] > 0 and result["evals_per_s"] == pytest.approx(2 * 3 / result["seconds"])
 
 
 def test_real_subprocess_returns_a_measurement():
     """The subprocess plumbing with a qualified measurement name, end to end (a small matrix product)."""
-    assert bench._subprocess("bench_compute.measure_gemm", dtype="float32", size=64, seconds=0)["gflops"] > 0
+    assert (
+        measure.run_in_subprocess("compute.measure_gemm", dtype="float32", size=64, seconds=0)["gflops"] > 0
+    )
 
 
 def test_workers_benchmark_compares_total_steps_per_second_of_the_two_layouts(monkeypatch):
@@ -267,13 +269,13 @@ def test_workers_benchmark_compares_total_steps_per_second_of_the_two_layouts(mo
         calls.append((kind, count, extra_env["OMP_NUM_THREADS"], kwargs["model_name"]))
         return [{"seconds": 0.7}] if count == 1 else [{"seconds": 0.9}, {"seconds": 1.0}]
 
-    monkeypatch.setattr(bench, "_subprocesses", fake)
-    monkeypatch.setattr(bench_workers.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(measure, "run_in_subprocesses", fake)
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 2)
     lines = []
-    table = bench_workers.workers_benchmark(("unet",), ("bf16",), seconds=0, echo=lines.append)
+    table = workers.workers_benchmark(("unet",), ("bf16",), seconds=0, echo=lines.append)
     assert calls == [
-        ("bench_compute.measure_train_step", 1, "2", "unet"),
-        ("bench_compute.measure_train_step", 2, "1", "unet"),
+        ("compute.measure_train_step", 1, "2", "unet"),
+        ("compute.measure_train_step", 2, "1", "unet"),
     ]
     rows = [line for line in lines if line.startswith("| unet")]
     assert rows[0] == "| unet | bf16 | 1 x 2 threads | 0.700 | 1.43 | 183 | 1.00x |"
@@ -282,15 +284,15 @@ def test_workers_benchmark_compares_total_steps_per_second_of_the_two_layouts(mo
 
 
 def test_parallel_subprocesses_return_one_result_each():
-    results = bench._subprocesses(
-        "bench_compute.measure_gemm", 2, {"OMP_NUM_THREADS": "1"}, dtype="float32", size=64, seconds=0
+    results = measure.run_in_subprocesses(
+        "compute.measure_gemm", 2, {"OMP_NUM_THREADS": "1"}, dtype="float32", size=64, seconds=0
     )
     assert len(results) == 2 and all(r["gflops"] > 0 for r in results)
 
 
 def test_bench_workers_command_writes_its_table(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(
-        bench, "_subprocesses", lambda kind, count, extra_env=None, **kw: [{"seconds": 1.0}] * count
+        measure, "run_in_subprocesses", lambda kind, count, extra_env=None, **kw: [{"seconds": 1.0}] * count
     )
     out = tmp_path / "workers.json"
     assert main(["bench", "workers", "--models", "unet", "--workers", "2", "--json", str(out)]) == 0

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from hqdm import bench
-from hqdm.bench_floor import OP_CLASSES, measure_step_profile
-from hqdm.bench_results import read_table
+from hqdm.bench import measure
+from hqdm.bench.floor import OP_CLASSES, measure_step_profile
+from hqdm.bench.results import read_table
 from hqdm.cli import main
 
 PROFILE = {  # one step: 1.0 s unprofiled; the profiler's self times add up to 1.0 s too
@@ -33,7 +33,7 @@ def test_floor_is_the_step_with_only_the_matrix_work_left(monkeypatch, tmp_path,
     """40% of the step is matrix work: 0.4 s/step, 5x over the 2.0 s plain step, 10 GFLOP in 0.4 s = 6.2%
     of 400 GFLOP/s; the matrix kernels' own 8 GFLOP in 0.4 s = 20 GFLOP/s. Two models make one table; the
     JSON renders what was printed."""
-    monkeypatch.setattr(bench, "_subprocess", _fake)
+    monkeypatch.setattr(measure, "run_in_subprocess", _fake)
     out = tmp_path / "floor.json"
     assert main(["bench", "floor", "--models", "unet,qvunet-1hq", "--seconds", "0", "--json", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hqdm import bench
-from hqdm.bench_results import Table, read_table, render_markdown, write_record
+from hqdm.bench import measure
+from hqdm.bench.results import Table, read_table, render_markdown, write_record
 from hqdm.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def test_compute_benchmark_json_renders_what_it_printed(
     """The tables of the compute benchmarks, rebuilt from their JSON alone (measurements replaced: their
     code runs for real in test_bench.py)."""
     measurements = FakeMeasurements()
-    monkeypatch.setattr(bench, "_subprocess", measurements)
+    monkeypatch.setattr(measure, "run_in_subprocess", measurements)
     path = tmp_path / f"{name}.json"
     assert main(["bench", *argv, "--json", str(path)]) == 0
     printed = _printed(capsys)

@@ -2,8 +2,9 @@
 
 TorchQuantum is never a dependency of hqdm. ``scripts/install_torchquantum_peer.sh`` puts it in its own
 folder (.peers/torchquantum), and this module, which is not installed with hqdm, is what the harness
-(:mod:`hqdm.bench`) loads from the checkout to use it. ``python benchmarks/peers/torchquantum_peer.py DIR``
-loads the simulator from DIR and prints its version (the install script's last check).
+(:mod:`hqdm.bench.quantum`) loads from the checkout to use it.
+``python benchmarks/peers/torchquantum_peer.py DIR`` loads the simulator from DIR and prints its version
+(the install script's last check).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from hqdm.bench import TORCHQUANTUM_DIR, TORCHQUANTUM_INSTALL, PeerUnavailable
+from hqdm.bench.quantum import TORCHQUANTUM_DIR, TORCHQUANTUM_INSTALL, PeerUnavailable
 
 if TYPE_CHECKING:
     from hqdm.quantum import Circuit
@@ -102,7 +103,8 @@ def load_torchquantum(peer_dir: str | os.PathLike | None = TORCHQUANTUM_DIR) -> 
 
     ``peer_dir`` (the install script's ``pip --target`` folder), if it exists, is appended to ``sys.path``, so
     it never shadows installed packages; a torchquantum importable without it is used as well. Raises
-    :class:`~hqdm.bench.PeerUnavailable` when TorchQuantum is missing or its simulator cannot be loaded.
+    :class:`~hqdm.bench.quantum.PeerUnavailable` when TorchQuantum is missing or its simulator cannot be
+    loaded.
     """
     loaded = sys.modules.get("torchquantum")
     if loaded is not None and hasattr(loaded, "QuantumDevice"):

@@ -145,12 +145,12 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
         )
 
     def run(args: argparse.Namespace) -> int:
-        from hqdm import bench
-        from hqdm.bench_results import command_line, make_record, utc_now, write_record
+        from hqdm.bench import quantum
+        from hqdm.bench.results import command_line, make_record, utc_now, write_record
 
         started, tables = utc_now(), {}
         if args.kind == "quantum":
-            tables["quantum"] = bench.quantum_benchmark(
+            tables["quantum"] = quantum.quantum_benchmark(
                 batches=tuple(int(b) for b in args.batches.split(",")),
                 ansatzes=tuple(args.ansatz.split(",")),
                 pennylane_batch=args.pennylane_batch,
@@ -159,42 +159,42 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
                 seconds=args.seconds,
             )
             if args.depths:
-                tables["depth"] = bench.depth_memory_benchmark(
+                tables["depth"] = quantum.depth_memory_benchmark(
                     batch=max(int(b) for b in args.batches.split(",")),
                     depths=tuple(int(d) for d in args.depths.split(",")),
                     seconds=min(args.seconds, 1.0),
                 )
         else:
-            from hqdm import bench_compute
+            from hqdm.bench import compute
 
             keep_heap = not args.glibc_heap_defaults
-            paths = choices_list(args.paths, bench_compute.PATHS, "--paths") if hasattr(args, "paths") else ()
+            paths = choices_list(args.paths, compute.PATHS, "--paths") if hasattr(args, "paths") else ()
             models = tuple(args.models.split(",")) if getattr(args, "models", None) else None
             if args.kind == "fid":
-                tables["fid"] = bench_compute.fid_benchmark(
+                tables["fid"] = compute.fid_benchmark(
                     batch=args.batch, paths=paths, seconds=args.seconds, keep_heap=keep_heap
                 )
             elif args.kind == "floor":
-                from hqdm.bench_floor import floor_benchmark
+                from hqdm.bench.floor import floor_benchmark
 
                 tables["floor"] = floor_benchmark(
                     models or ("unet",), args.path, batch=args.batch, seconds=args.seconds, steps=args.steps,
                     keep_heap=keep_heap,
                 )  # fmt: skip
             elif args.kind == "workers":
-                from hqdm.bench_workers import workers_benchmark
+                from hqdm.bench.workers import workers_benchmark
 
                 tables["workers"] = workers_benchmark(
                     models, paths, batch=args.batch, seconds=args.seconds, workers=args.workers,
                     keep_heap=keep_heap,
                 )  # fmt: skip
             elif args.kind == "sample":
-                tables["sample"] = bench_compute.sample_benchmark(
+                tables["sample"] = compute.sample_benchmark(
                     models or ("unet",), paths, batches=int_list(args.batch, "--batch"), steps=args.steps,
                     threads=args.threads, keep_heap=keep_heap,
                 )  # fmt: skip
             else:
-                tables["train-step"] = bench_compute.train_step_benchmark(
+                tables["train-step"] = compute.train_step_benchmark(
                     models, paths, batch=args.batch, seconds=args.seconds, rounds=args.rounds,
                     keep_heap=keep_heap,
                 )  # fmt: skip

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hqdm import bench
-from hqdm.bench_compute import GEMM_SIZE, gemm_rates, path_of, setup_heap, training_step
-from hqdm.bench_results import Table
+from hqdm.bench import measure
+from hqdm.bench.compute import GEMM_SIZE, gemm_rates, path_of, setup_heap, training_step
+from hqdm.bench.results import Table
 
 __all__ = ["OP_CLASSES", "floor_benchmark", "format_floor", "measure_step_profile"]
 
@@ -181,20 +181,20 @@ def floor_benchmark(
 ) -> Table:
     """Per model: the step on ``path`` and on ``plain`` (timed, unprofiled), then its profile by op class
     with the matrix floor. Each measurement runs in its own subprocess."""
-    info = {"machine": bench.machine_line(), "batch": batch, "steps": steps}
+    info = {"machine": measure.machine_line(), "batch": batch, "steps": steps}
     info["gemm"] = gemm_rates(min(seconds, 2.0))
     table = Table("floor", info)
     echo(_head(info))
     options = {"batch": batch, "keep_heap": keep_heap}
     for name in models:
         plain, timed = (
-            bench._subprocess(
-                "bench_compute.measure_train_step", model_name=name, seconds=seconds, path=p, **options
+            measure.run_in_subprocess(
+                "compute.measure_train_step", model_name=name, seconds=seconds, path=p, **options
             )
             for p in ("plain", path)
         )
-        profiled = bench._subprocess(
-            "bench_floor.measure_step_profile", model_name=name, path=path, steps=steps, **options
+        profiled = measure.run_in_subprocess(
+            "floor.measure_step_profile", model_name=name, path=path, steps=steps, **options
         )
         row = {"model": name, "path": path, "seconds": timed["seconds"], "gflop": timed["gflop"]}
         table.rows.append({**row, "plain_seconds": plain["seconds"], **profiled})

@@ -33,13 +33,13 @@ SCHEMA = 1
 
 #: kind -> "module:function" of the formatter ``(info, rows) -> printed lines``.
 FORMATTERS = {
-    "quantum": "hqdm.bench:format_quantum",
-    "depth": "hqdm.bench:format_depth",
-    "train-step": "hqdm.bench_compute:format_train_step",
-    "sample": "hqdm.bench_compute:format_sample",
-    "fid": "hqdm.bench_compute:format_fid",
-    "workers": "hqdm.bench_workers:format_workers",
-    "floor": "hqdm.bench_floor:format_floor",
+    "quantum": "hqdm.bench.quantum:format_quantum",
+    "depth": "hqdm.bench.quantum:format_depth",
+    "train-step": "hqdm.bench.compute:format_train_step",
+    "sample": "hqdm.bench.compute:format_sample",
+    "fid": "hqdm.bench.compute:format_fid",
+    "workers": "hqdm.bench.workers:format_workers",
+    "floor": "hqdm.bench.floor:format_floor",
 }
 
 MARKER = re.compile(

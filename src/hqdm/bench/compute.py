@@ -5,7 +5,7 @@ Each model is measured on three paths in the same run: ``plain`` (the forwards o
 forwards at that precision). The machine's own matrix-product rate (``torch.mm`` of two 2048x2048
 matrices, fp32 and bf16) is measured in the same run, so a step's GFLOP/s can be read as a fraction of
 what these cores reach on the kind of work they do best. Every measurement runs in a fresh subprocess
-(:func:`hqdm.bench._subprocess`); ratios compare figures of the same round.
+(:func:`hqdm.bench.measure.run_in_subprocess`); ratios compare figures of the same round.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from hqdm import bench
-from hqdm.bench_results import Table
+from hqdm.bench import measure
+from hqdm.bench.results import Table
 from hqdm.diffusion import make_sampler, make_schedule
 from hqdm.experiments.parallel_cells import THREAD_VARIABLES
 from hqdm.metrics.inception import FIDInceptionFeatures
@@ -53,7 +53,7 @@ def measure_gemm(dtype: str, size: int = GEMM_SIZE, seconds: float = 2.0) -> dic
     """GFLOP/s of ``torch.mm`` on two (size x size) matrices of ``dtype`` ("float32" or "bfloat16")."""
     a = torch.randn(size, size).to(getattr(torch, dtype))
     b = torch.randn(size, size).to(getattr(torch, dtype))
-    per_call, _ = bench._time(lambda: torch.mm(a, b), seconds, 3, warmup=2)
+    per_call, _ = measure.time_call(lambda: torch.mm(a, b), seconds, 3, warmup=2)
     return {"gflops": 2 * size**3 / per_call / 1e9}
 
 
@@ -91,7 +91,7 @@ def measure_train_step(
     setup_heap(keep_heap)
     model, step = training_step(model_name, batch)
     with path_of(model, path):
-        seconds_per_step, peak = bench._time(step, seconds, 2, warmup=3)
+        seconds_per_step, peak = measure.time_call(step, seconds, 2, warmup=3)
         gflop = _count_flops(step)
     classical, quantum = count_parameters(model)
     return {
@@ -122,7 +122,7 @@ def measure_sampler(
     shape = (batch, model.in_channels, 28, 28)
     with path_of(model, path):
         chosen.sample(model, (2, *shape[1:]), generator=generator)  # warm-up: allocator, kernels
-        seconds, peak = bench._time(lambda: chosen.sample(model, shape, generator=generator), 0.0, 1, 0)
+        seconds, peak = measure.time_call(lambda: chosen.sample(model, shape, generator=generator), 0.0, 1, 0)
     return {"seconds": seconds, "evals_per_s": batch * steps / seconds, "peak_mb": peak}
 
 
@@ -140,7 +140,7 @@ def measure_inception(batch: int, path: str, seconds: float, keep_heap: bool = T
             net.net(net.preprocess(images))
 
     call = plain if path == "plain" else (lambda: net(images))
-    per_call, peak = bench._time(call, seconds, 2, warmup=1)
+    per_call, peak = measure.time_call(call, seconds, 2, warmup=1)
     return {"seconds": per_call, "images_per_s": batch / per_call, "peak_mb": peak}
 
 
@@ -163,7 +163,7 @@ def _median_range(values: list[float]) -> str:
 def gemm_rates(seconds: float = 2.0) -> dict[str, float]:
     """GFLOP/s of the machine's matrix product in fp32 and bf16, each timed for at least ``seconds``."""
     return {
-        dtype: bench._subprocess("bench_compute.measure_gemm", dtype=dtype, seconds=seconds)["gflops"]
+        dtype: measure.run_in_subprocess("compute.measure_gemm", dtype=dtype, seconds=seconds)["gflops"]
         for dtype in ("float32", "bfloat16")
     }
 
@@ -240,7 +240,7 @@ def train_step_benchmark(
     round, and the ratio to the U-Net on the same path and round (medians, range over rounds). The
     matrix product is timed for ``min(seconds, 2)`` s per precision."""
     names = _ordered_models(models)
-    info = {"machine": bench.machine_line(), "batch": batch, "rounds": rounds, "keep_heap": keep_heap}
+    info = {"machine": measure.machine_line(), "batch": batch, "rounds": rounds, "keep_heap": keep_heap}
     info["gemm"] = gemm_rates(min(seconds, 2.0))
     table = Table("train-step", info)
     for line in _train_step_head(info):
@@ -249,7 +249,7 @@ def train_step_benchmark(
         for name in names:
             for path in paths:
                 options = {"batch": batch, "seconds": seconds, "path": path, "keep_heap": keep_heap}
-                measured = bench._subprocess("bench_compute.measure_train_step", model_name=name, **options)
+                measured = measure.run_in_subprocess("compute.measure_train_step", model_name=name, **options)
                 table.rows.append({"model": name, "path": path, "round": index, **measured})
         if rounds > 1:
             echo(_round_line(info, table.rows, index))
@@ -296,7 +296,7 @@ def sample_benchmark(
     """Model evaluations/s of each sampler at each batch size, per model and path, with the speed-up over
     ``plain`` at the same batch. ``threads`` sets the measuring process's OpenMP/MKL threads (default: this
     process's settings), e.g. 1 to measure what each of ``hqdm study --workers 2``'s evaluations sees."""
-    info = {"machine": bench.machine_line(), "batches": list(batches), "steps": steps, "threads": threads}
+    info = {"machine": measure.machine_line(), "batches": list(batches), "steps": steps, "threads": threads}
     info["keep_heap"] = keep_heap
     env = None if threads is None else dict.fromkeys(THREAD_VARIABLES, str(threads))
     table = Table("sample", info)
@@ -306,8 +306,8 @@ def sample_benchmark(
         for sampler in samplers:
             for batch in batches:
                 for path in paths:
-                    result = bench._subprocess(
-                        "bench_compute.measure_sampler", env,
+                    result = measure.run_in_subprocess(
+                        "compute.measure_sampler", env,
                         model_name=name, sampler=sampler, batch=batch, steps=steps, path=path,
                         keep_heap=keep_heap,
                     )  # fmt: skip
@@ -343,13 +343,13 @@ def fid_benchmark(
     echo: Callable[[str], None] = print,
 ) -> Table:
     """Images/s of the FID Inception network on each path, with the speed-up over ``plain``."""
-    info = {"machine": bench.machine_line(), "batch": batch, "keep_heap": keep_heap}
+    info = {"machine": measure.machine_line(), "batch": batch, "keep_heap": keep_heap}
     table = Table("fid", info)
     for line in format_fid(info, []):
         echo(line)
     for path in paths:
         options = {"batch": batch, "path": path, "seconds": seconds, "keep_heap": keep_heap}
-        result = bench._subprocess("bench_compute.measure_inception", **options)
+        result = measure.run_in_subprocess("compute.measure_inception", **options)
         table.rows.append({"path": path, **result})
         echo(_fid_line(table.rows, table.rows[-1]))
     return table

@@ -1,20 +1,15 @@
-"""Benchmarks of the quantum engine against PennyLane and TorchQuantum (the classical compute: bench_compute).
+"""Benchmarks of the quantum engine against PennyLane and TorchQuantum: circuits/s and peak memory.
 
-Every figure is measured in this run, each measurement in a fresh subprocess so that its peak memory
-(resident set growth over the process's state just before the timed work) is its own. Ratios compare
-numbers measured in the same run. Run them on an otherwise idle machine with OMP_WAIT_POLICY=passive.
+Every figure is measured in this run, each measurement in a fresh subprocess (:mod:`hqdm.bench.measure`).
+Ratios compare numbers measured in the same run. Run them on an otherwise idle machine with
+OMP_WAIT_POLICY=passive.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
-import platform
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,61 +17,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from hqdm.bench_results import Table
+from hqdm.bench import measure
+from hqdm.bench.results import Table
 from hqdm.quantum import ANGLES_PER_LAYER, build_circuit, expvals, to_pennylane
 
 if TYPE_CHECKING:
     from types import ModuleType
-
-
-def _rss_mb() -> float:
-    """Current resident set size (Linux /proc; 0 elsewhere, where memory is not reported)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        return 0.0
-
-
-class _PeakMemory:
-    """Samples the resident set every millisecond in a thread; ``growth`` = peak minus the start value.
-
-    ``ru_maxrss`` cannot be used: the peak reached while importing torch hides smaller workloads.
-    """
-
-    def __enter__(self) -> _PeakMemory:
-        self.start = self.peak = _rss_mb()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.001):
-            self.peak = max(self.peak, _rss_mb())
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss_mb())
-
-    @property
-    def growth(self) -> float:
-        return max(0.0, self.peak - self.start)
-
-
-def _time(
-    fn: Callable[[], None], min_seconds: float, min_repeats: int, warmup: int = 1
-) -> tuple[float, float]:
-    """Seconds per call (after ``warmup`` calls) and the peak memory growth over all calls, in MB."""
-    with _PeakMemory() as memory:
-        for _ in range(warmup):  # circuit plans, allocator
-            fn()
-        start, repeats = time.perf_counter(), 0
-        while repeats < min_repeats or time.perf_counter() - start < min_seconds:
-            fn()
-            repeats += 1
-    return (time.perf_counter() - start) / repeats, memory.growth
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -135,8 +81,9 @@ def _pennylane_circuit_fn(ansatz: str, batch: int, layers: int, backward: bool) 
 
 TORCHQUANTUM_DIR = ".peers/torchquantum"
 TORCHQUANTUM_INSTALL = "scripts/install_torchquantum_peer.sh"
-#: benchmarks/peers of the source checkout this hqdm is imported from (src/hqdm/bench.py -> the repository).
-PEERS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "peers"
+#: benchmarks/peers of the source checkout this hqdm is imported from (src/hqdm/bench/quantum.py -> the
+#: repository).
+PEERS_DIR = Path(__file__).resolve().parents[3] / "benchmarks" / "peers"
 _PEER_MODULE = "hqdm_torchquantum_peer"
 
 
@@ -212,7 +159,7 @@ def measure_circuits(
     else:
         make = _hqdm_circuit_fn if engine == "hqdm" else _pennylane_circuit_fn
         fn = make(ansatz, batch, layers, backward)
-    seconds_per_call, peak = _time(fn, seconds, 2)
+    seconds_per_call, peak = measure.time_call(fn, seconds, 2)
     return {"seconds": seconds_per_call, "circuits_per_s": batch / seconds_per_call, "peak_mb": peak}
 
 
@@ -220,33 +167,6 @@ def measure_circuits(
 #: set grows with the number of large temporaries; a fixed threshold returns them and shows live memory only
 #: (it costs speed, so it is used for the memory-vs-depth table alone).
 LIVE_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
-
-
-def _subprocesses(kind: str, count: int, extra_env: dict[str, str] | None = None, **kwargs) -> list[dict]:
-    """Run ``count`` copies of one measurement at the same time, each in a fresh interpreter; return
-    their JSON results."""
-    module, _, function = kind.rpartition(".")  # "measure_x" (this module) or "bench_compute.measure_x"
-    code = f"import json, hqdm.{module or 'bench'} as b; print(json.dumps(b.{function}(**{kwargs!r})))"
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "passive")}
-    env.update(extra_env or {})
-    started = [
-        subprocess.Popen(
-            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
-        for _ in range(count)
-    ]
-    results = []
-    for process in started:
-        stdout, stderr = process.communicate()
-        if process.returncode != 0:
-            raise RuntimeError(f"benchmark subprocess failed ({kind} {kwargs}):\n{stderr[-2000:]}")
-        results.append(json.loads(stdout.strip().splitlines()[-1]))
-    return results
-
-
-def _subprocess(kind: str, extra_env: dict[str, str] | None = None, **kwargs) -> dict:
-    """Run one measurement in a fresh interpreter and return its JSON result."""
-    return _subprocesses(kind, 1, extra_env, **kwargs)[0]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -279,16 +199,6 @@ class QuantumRow:
             f"| {self.ansatz} | {self.batch} | {self.mode} | {self.hqdm['circuits_per_s']:,.0f} | "
             f"{' | '.join(rates)} | {self.hqdm['peak_mb']:,.0f} | {' | '.join(peaks)} |"
         )
-
-
-def machine_line() -> str:
-    """What the numbers depend on, including how busy the machine was (1-minute load average)."""
-    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores{load}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
-    )
 
 
 def quantum_header(info: dict) -> list[str]:
@@ -332,9 +242,14 @@ def quantum_benchmark(
     import pennylane as qml
 
     tq_dir = os.path.abspath(torchquantum_dir) if torchquantum_dir else None
-    tq = _subprocess("torchquantum_info", peer_dir=tq_dir) if tq_dir else {}
+    tq = measure.run_in_subprocess("quantum.torchquantum_info", peer_dir=tq_dir) if tq_dir else {}
     with_tq = "version" in tq
-    info = {"machine": machine_line(), "pennylane": qml.__version__, "torchquantum": tq, "layers": layers}
+    info = {
+        "machine": measure.machine_line(),
+        "pennylane": qml.__version__,
+        "torchquantum": tq,
+        "layers": layers,
+    }
     table = Table("quantum", info)
     for line in quantum_header(info):
         echo(line)
@@ -342,8 +257,8 @@ def quantum_benchmark(
         for backward in (False, True):
             mode = "forward+backward" if backward else "forward"
             peer_batch = min(pennylane_batch, min(batches))
-            peer = _subprocess(
-                "measure_circuits",
+            peer = measure.run_in_subprocess(
+                "quantum.measure_circuits",
                 engine="pennylane",
                 ansatz=ansatz,
                 batch=peer_batch,
@@ -353,8 +268,8 @@ def quantum_benchmark(
             )
             tq_results: dict[int, dict] = {}
             for batch in batches:
-                ours = _subprocess(
-                    "measure_circuits",
+                ours = measure.run_in_subprocess(
+                    "quantum.measure_circuits",
                     engine="hqdm",
                     ansatz=ansatz,
                     batch=batch,
@@ -366,8 +281,8 @@ def quantum_benchmark(
                 if with_tq:
                     row.torchquantum_batch = min(batch, torchquantum_batch)
                     if row.torchquantum_batch not in tq_results:
-                        tq_results[row.torchquantum_batch] = _subprocess(
-                            "measure_circuits",
+                        tq_results[row.torchquantum_batch] = measure.run_in_subprocess(
+                            "quantum.measure_circuits",
                             engine="torchquantum",
                             ansatz=ansatz,
                             batch=row.torchquantum_batch,
@@ -402,13 +317,13 @@ def depth_memory_benchmark(
 ) -> Table:
     """Peak live memory of hqdm forward+backward against circuit depth (it should stay flat)."""
     table = Table(
-        "depth", {"machine": machine_line(), "batch": batch, "ansatz": ansatz, "env": LIVE_MEMORY_ENV}
+        "depth", {"machine": measure.machine_line(), "batch": batch, "ansatz": ansatz, "env": LIVE_MEMORY_ENV}
     )
     for line in format_depth(table.info, []):
         echo(line)
     for layers in depths:
-        result = _subprocess(
-            "measure_circuits",
+        result = measure.run_in_subprocess(
+            "quantum.measure_circuits",
             extra_env=LIVE_MEMORY_ENV,
             engine="hqdm",
             ansatz=ansatz,

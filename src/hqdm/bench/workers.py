@@ -1,7 +1,7 @@
 """Benchmark of how a training step is best spread over the cores: one process with every core, or
 several processes at once with a share each (``hqdm study --workers``).
 
-Both layouts run the same measurement (:func:`hqdm.bench_compute.measure_train_step`) in fresh
+Both layouts run the same measurement (:func:`hqdm.bench.compute.measure_train_step`) in fresh
 subprocesses; the parallel layout starts ``workers`` of them at the same moment, each with
 ``cores // workers`` threads. The figure of merit is total training steps per second across processes,
 and the ratio compares the two layouts of one model, measured one after the other in the same run.
@@ -13,8 +13,8 @@ import os
 import statistics
 from collections.abc import Callable
 
-from hqdm import bench
-from hqdm.bench_results import Table
+from hqdm.bench import measure
+from hqdm.bench.results import Table
 from hqdm.experiments.parallel_cells import THREAD_VARIABLES
 
 __all__ = ["format_workers", "workers_benchmark"]
@@ -41,7 +41,7 @@ def workers_benchmark(
     cores = os.cpu_count() or 1
     workers = workers or cores
     threads = max(1, cores // workers)
-    info = {"machine": bench.machine_line(), "batch": batch, "cores": cores, "workers": workers}
+    info = {"machine": measure.machine_line(), "batch": batch, "cores": cores, "workers": workers}
     table = Table("workers", info)
     echo(_head(info))
     for name in models or DEFAULT_MODELS:
@@ -49,8 +49,8 @@ def workers_benchmark(
             options = {"batch": batch, "seconds": seconds, "path": path, "keep_heap": keep_heap}
             for processes, share in ((1, cores), (workers, threads)):
                 env = dict.fromkeys(THREAD_VARIABLES, str(share))
-                measured = bench._subprocesses(
-                    "bench_compute.measure_train_step", processes, env, model_name=name, **options
+                measured = measure.run_in_subprocesses(
+                    "compute.measure_train_step", processes, env, model_name=name, **options
                 )
                 row = {"model": name, "path": path, "processes": processes, "threads": share}
                 table.rows.append({**row, "seconds": [m["seconds"] for m in measured]})
