@@ -75,7 +75,7 @@ def test_compute_benchmark_json_renders_what_it_printed(
     name: str,
 ) -> None:
     """The tables of the compute benchmarks, rebuilt from their JSON alone (measurements replaced: their
-    code runs for real in test_bench.py)."""
+    code runs for real in test_bench_compute.py)."""
     measurements = FakeMeasurements()
     monkeypatch.setattr(measure, "run_in_subprocess", measurements)
     path = tmp_path / f"{name}.json"
