@@ -153,7 +153,7 @@ def _table(fid: dict[Key, float], kid: dict[Key, float], params: dict[str, str])
 
 def _controls_table(fid: dict[Key, float]) -> list[str]:
     """Each control against the hybrid it stands in for (claim 4); nothing when no control was scored."""
-    pairs = sorted({(control_for(m), m) for m, _, _ in fid if control_for(m)})
+    pairs = sorted((hybrid, m) for m in {m for m, _, _ in fid} if (hybrid := control_for(m)))
     comparisons = [
         c
         for hybrid, control in pairs
