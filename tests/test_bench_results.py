@@ -11,7 +11,7 @@ from hqdm.bench.results import Table, read_table, render_markdown, write_record
 from hqdm.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-PERFORMANCE = ROOT / "docs" / "performance.md"
+DOCS_WITH_TABLES = [ROOT / "docs" / "performance.md", ROOT / "docs" / "hardware.md"]
 
 
 def _printed(capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -121,11 +121,13 @@ def test_render_markdown_replaces_marked_tables_and_reports_missing_files(tmp_pa
     assert render_markdown(result.text, tmp_path).text == result.text  # rendering again changes nothing
 
 
-def test_performance_doc_tables_match_their_raw_output() -> None:
-    """Every marked table of docs/performance.md is the rendering of its committed JSON; tables whose
-    JSON is not measured yet are listed in the skip reason with the command that measures them."""
-    text = PERFORMANCE.read_text(encoding="utf-8")
+@pytest.mark.parametrize("doc", DOCS_WITH_TABLES, ids=lambda p: p.name)
+def test_doc_tables_match_their_raw_output(doc: Path) -> None:
+    """Every marked table of the doc is the rendering of its committed JSON; tables whose JSON is not
+    measured yet are listed in the skip reason with the command that measures them."""
+    text = doc.read_text(encoding="utf-8")
     result = render_markdown(text, ROOT)
-    assert result.text == text, "docs/performance.md is out of date: run python benchmarks/render_tables.py"
+    assert result.rendered, f"{doc.name} has no marked table"
+    assert result.text == text, f"{doc.name} is out of date: run python benchmarks/render_tables.py"
     if result.missing:
         pytest.skip("awaiting a quiet-machine run: " + "; ".join(result.missing))

@@ -103,6 +103,30 @@ def test_trajectories_average_to_the_density_matrix() -> None:
     assert float(z.std(0).min()) > 0.01  # trajectories do differ
 
 
+def test_many_trajectories_of_a_circuit_are_independent() -> None:
+    """With 16 trajectories a circuit (one shared state until trajectories jump away from it), the
+    estimates still average to PennyLane's value and scatter like the mean of 16 independent single
+    trajectories: std x sqrt(16) within 15 % of the single trajectories' std. Two inputs alternate in the
+    batch, so a trajectory that took another circuit's angles would be seen."""
+    circuit = build_circuit("basic", 2)
+    x, w = _case(circuit, batch=2, seed=11)
+    moderate = NoiseModel(depolarizing=0.02, amplitude_damping=0.03)  # some trajectories never jump
+    expected = pennylane_noisy_expvals(circuit, x.numpy(), w.numpy(), moderate)
+    gen = torch.Generator().manual_seed(14)
+
+    def estimates(trajectories: int, runs: int) -> torch.Tensor:
+        """(runs, 2, wires): ``runs`` estimates for each of the two inputs."""
+        measurement = Measurement(noise=moderate, method="trajectories", trajectories=trajectories)
+        z = measured_expvals(circuit, x.repeat(runs, 1)[None], w[None], measurement, generator=gen)[0]
+        return z.double().view(runs, 2, -1)
+
+    single, grouped = estimates(1, 20000), estimates(16, 4000)
+    error = grouped.std(0) / 4000**0.5
+    assert np.all(np.abs(grouped.mean(0).numpy() - expected) <= 5 * error.numpy())
+    ratio = (grouped.std(0) * 16**0.5 / single.std(0)).numpy()
+    assert np.all((ratio > 0.85) & (ratio < 1.15)), ratio
+
+
 @pytest.mark.slow
 def test_connected_12_qubit_hqconv_matches_default_mixed() -> None:
     circuit = build_circuit("hqconv", 1)

@@ -40,6 +40,7 @@ FORMATTERS = {
     "fid": "hqdm.bench.compute:format_fid",
     "workers": "hqdm.bench.workers:format_workers",
     "floor": "hqdm.bench.floor:format_floor",
+    "readout": "hqdm.bench.readout:format_readout",
 }
 
 MARKER = re.compile(

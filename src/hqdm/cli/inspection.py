@@ -68,7 +68,7 @@ def _data(parser: argparse.ArgumentParser) -> Runner:
 )
 def _bench(parser: argparse.ArgumentParser) -> Runner:
     kinds = parser.add_subparsers(
-        dest="kind", required=True, metavar="{quantum,train-step,sample,fid,workers,floor}"
+        dest="kind", required=True, metavar="{quantum,train-step,sample,fid,workers,floor,readout}"
     )
     quantum = kinds.add_parser(
         "quantum", help="circuits/s of hqdm vs PennyLane default.qubit and TorchQuantum, peak memory"
@@ -133,13 +133,23 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
     floor.add_argument("--batch", type=int, default=128)
     floor.add_argument("--seconds", type=float, default=10.0, help="minimum timing per step measurement")
     floor.add_argument("--steps", type=positive_int, default=3, help="training steps profiled")
+    readout = kinds.add_parser(
+        "readout",
+        help="circuits/s of each hardware readout (exact, shots, noise levels) of the 12-qubit HQConv",
+    )
+    readout.add_argument(
+        "--settings",
+        help="comma-separated: exact, shots-N, noise level names (default: exact,shots-1024 and every level)",
+    )
+    readout.add_argument("--batch", type=positive_int, default=256, help="circuits a call")
+    readout.add_argument("--seconds", type=float, default=3.0, help="minimum timing per setting")
     for kind in (step, sample, fid, workers, floor):
         kind.add_argument(
             "--glibc-heap-defaults",
             action="store_true",
             help="measure with glibc's default heap settings instead of those hqdm's commands set",
         )
-    for kind in (quantum, step, sample, fid, workers, floor):
+    for kind in (quantum, step, sample, fid, workers, floor, readout):
         kind.add_argument(
             "--json", metavar="PATH", help="also write the raw measurements there (benchmarks/results/*.json)"
         )
@@ -164,6 +174,11 @@ def _bench(parser: argparse.ArgumentParser) -> Runner:
                     depths=tuple(int(d) for d in args.depths.split(",")),
                     seconds=min(args.seconds, 1.0),
                 )
+        elif args.kind == "readout":
+            from hqdm.bench.readout import DEFAULT_SETTINGS, readout_benchmark
+
+            settings = tuple(args.settings.split(",")) if args.settings else DEFAULT_SETTINGS
+            tables["readout"] = readout_benchmark(settings, args.batch, args.seconds)
         else:
             from hqdm.bench import compute
 

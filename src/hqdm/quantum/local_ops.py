@@ -51,11 +51,21 @@ def split(state: torch.Tensor, bits: tuple[int, ...]) -> torch.Tensor:
     return state.view(*shape, 1 << (k - previous - 1))
 
 
-def apply(state: torch.Tensor, matrix: torch.Tensor, bit: int, control: int | None = None) -> torch.Tensor:
+def apply(
+    state: torch.Tensor,
+    matrix: torch.Tensor,
+    bit: int,
+    control: int | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``matrix`` (rows, 2, 2) on ``bit`` of the flat ``state``; with ``control``, only where that bit is 1.
 
-    Written into a new tensor through strided views (no stacking copies); not differentiable."""
-    out = torch.empty_like(state) if control is None else state.clone()
+    Written through strided views (no stacking copies) into ``out`` (a new tensor if None, never ``state``
+    itself); not differentiable."""
+    if out is None:
+        out = torch.empty_like(state) if control is None else state.clone()
+    elif control is not None:
+        out.copy_(state)
     bits = (bit,) if control is None else tuple(sorted((bit, control)))
     source, target = split(state, bits), split(out, bits)
     dim = 2 + 2 * bits.index(bit)  # the target's dimension in the views

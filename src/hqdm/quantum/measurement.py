@@ -35,8 +35,9 @@ METHODS = ("auto", "density", "trajectories")
 #: largest independent part simulated by density matrix under ``method="auto"`` (4**8 entries a circuit)
 DENSITY_MAX_WIRES = 8
 DEFAULT_TRAJECTORIES = 32
-#: complex entries (state vectors, density matrices or trajectories) simulated at once: 32 MiB complex64
-CHUNK_ENTRIES = 1 << 22
+#: complex entries (state vectors or density matrices) simulated at once: 2 MiB of complex64, so that a
+#: chunk stays in a core's cache through all its gates (measured in docs/hardware.md)
+CHUNK_ENTRIES = 1 << 18
 
 
 def _check_count(name: str, value: Any, error: type[MeasurementError]) -> None:
@@ -110,8 +111,8 @@ def _distribution(
     elif measurement.method == "density" or (measurement.method == "auto" and n <= DENSITY_MAX_WIRES):
         per_row, run = 1 << (2 * n), lambda x, w: noisy_probabilities(circuit, x, w, noise, dtype)
     else:
-        t = measurement.trajectories
-        per_row = t << n
+        # one state per circuit until trajectories jump away from it (hqdm.quantum.trajectories)
+        t, per_row = measurement.trajectories, 1 << n
 
         def run(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
             return trajectory_probabilities(circuit, x, w, noise, dtype, trajectories=t, generator=generator)
