@@ -105,7 +105,7 @@ def test_measure_scores_every_setting_and_seed_and_resumes(tmp_path: Path) -> No
     # cells on disk scored with another sampler are a named error, not skipped into a mixed table
     with pytest.raises(ConfigError, match=r"eta 0.0 -> 1.0\); one --out folder holds one protocol"):
         measure(out, replace(SETTINGS, eta=1.0))
-    eta1 = measure(tmp_path / "eta1", replace(SETTINGS, eta=1.0, shots=(), noise_levels=(), seeds=(0,)))
+    eta1 = measure(tmp_path / "eta1", replace(SETTINGS, eta=1.0, shots=(None,), noise_levels=(), seeds=(0,)))
     assert [c["evaluation"]["eta"] for c in eta1.cells] == [1.0]
     assert "ddim2-eta1" in (tmp_path / "eta1" / "hardware.md").read_text()
 

@@ -98,3 +98,53 @@ def test_cached_test_features_are_the_ones_evaluations_look_up(
     assert len(cached) == 1
     evaluate_images(images[:2], images, metrics=("fid",), feature_precision="bf16", progress=False)
     assert sorted(tmp_path.iterdir()) == cached
+
+
+def test_hardware_cells_run_one_setting_and_seed_each_costliest_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``hqdm hardware measure --workers``: one child per (setting, seed), noise levels before shot counts
+    before exact; each child is the parent's command with its own --shots/--noise/--seeds."""
+    from hqdm.cli.experiments import _hardware_in_parallel
+    from hqdm.experiments import parallel_cells
+    from hqdm.experiments.hardware_settings import HardwareSettings, parse_shots
+
+    parent = build_parser().parse_args(
+        ["hardware", "measure", "CKPT", "--out", "O", "--shots", "64,exact", "--noise", "h2-2023", "--seeds",
+         "0,1", "--eta", "1", "--num-samples", "10", "--steps", "3", "--fid-precision", "bf16",
+         "--trajectories", "8", "--workers", "2", "--threads", "1"]
+    )  # fmt: skip
+    settings = HardwareSettings(shots=(64, None), noise_levels=("h2-2023",), seeds=(0, 1))
+    started = []
+
+    def fake_run_cells(cells, *, workers, threads):
+        started.extend(cells)
+        assert (workers, threads) == (2, 1)
+        return cells[:1]
+
+    monkeypatch.setattr(parallel_cells, "run_cells", fake_run_cells)
+    failed = _hardware_in_parallel(parent, settings)
+    assert [cell.name for cell in started] == [
+        "h2-2023 seed 0", "h2-2023 seed 1", "shots-64 seed 0", "shots-64 seed 1", "exact seed 0",
+        "exact seed 1",
+    ]  # fmt: skip
+    assert failed == started[:1]
+    assert str(started[2].log).endswith("logs/shots-64-seed0.log")
+    for cell in started:
+        assert cell.argv[:5] == (sys.executable, "-m", "hqdm", "hardware", "measure")
+        child = build_parser().parse_args(list(cell.argv[3:]))
+        differ = {k for k in vars(parent) if k != "run" and getattr(parent, k) != getattr(child, k)}
+        assert differ <= {"shots", "noise", "seeds", "workers", "threads"}
+        one = HardwareSettings(
+            shots=parse_shots(child.shots), noise_levels=tuple(n for n in child.noise.split(",") if n),
+            seeds=(int(child.seeds),),
+        )  # fmt: skip
+        assert [f"{s.label} seed {child.seeds}" for s in one.settings()] == [cell.name]
+
+
+def test_a_hardware_run_without_exact_in_its_shots_has_no_exact_cell() -> None:
+    from hqdm.experiments.hardware_settings import HardwareSettings
+
+    labels = [s.label for s in HardwareSettings(shots=(64,), noise_levels=()).settings()]
+    assert labels == ["shots-64"]
+    assert [s.label for s in HardwareSettings(shots=(None, 64)).settings()][:2] == ["exact", "shots-64"]

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hqdm.cli import Runner, subcommand
 from hqdm.cli.errors import metric_errors
 from hqdm.cli.options import int_list, positive_int
+
+if TYPE_CHECKING:
+    from hqdm.experiments.hardware_settings import HardwareSettings
+    from hqdm.experiments.parallel_cells import Cell
 
 
 def _parse_digits(text: str) -> tuple[int, ...]:
@@ -101,17 +106,28 @@ def _study_out(args: argparse.Namespace) -> Path:
     return Path(args.out or f"results/study-{args.dataset}")
 
 
+def _forwarded(args: argparse.Namespace, own: set[str]) -> list[str]:
+    """Every option the parent command was given, as command-line words for one of its cells, except the
+    ``own`` destinations the cell sets itself (and the parallel run's own options)."""
+    words = []
+    for dest, value in vars(args).items():
+        if (
+            dest in own | {"command", "action", "run", "workers", "threads"}
+            or value is None
+            or value is False
+        ):
+            continue
+        words += [f"--{dest.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    return words
+
+
 def _study_cell_argv(args: argparse.Namespace, model: str, seed: int) -> tuple[str, ...]:
     """The ``hqdm study`` command line of one cell: every option the parent was given, one model, one
     seed, one worker."""
     import sys
 
-    argv = [sys.executable, "-m", "hqdm", "study", "--models", model, "--seeds", str(seed)]
-    for dest, value in vars(args).items():
-        if dest in {"command", "run", "models", "seeds", "workers", "threads"} or value in (None, False):
-            continue
-        argv += [f"--{dest.replace('_', '-')}"] + ([] if value is True else [str(value)])
-    return tuple(argv)
+    cell = ["--models", model, "--seeds", str(seed)]
+    return (sys.executable, "-m", "hqdm", "study", *cell, *_forwarded(args, {"models", "seeds"}))
 
 
 def _study_in_parallel(args: argparse.Namespace) -> int:
@@ -224,6 +240,11 @@ def _hardware(parser: argparse.ArgumentParser) -> Runner:
     measure.add_argument("--data-dir", help="folder holding the checkpoint's dataset (real images)")
     measure.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     measure.add_argument("--fid-precision", choices=("fp32", "bf16"), default="fp32")
+    measure.add_argument(
+        "--workers", type=positive_int, default=1,
+        help="score this many (setting, seed) cells at once as separate processes (like hqdm study)",
+    )  # fmt: skip
+    measure.add_argument("--threads", type=positive_int, help="per worker (default: the cores shared out)")
     qasm = actions.add_parser("qasm", help="every circuit of a checkpoint as OpenQASM 3 with trained angles")
     qasm.add_argument("checkpoint", help="checkpoint directory, or a run directory (its newest checkpoint)")
     qasm.add_argument("--out", required=True, help="folder for the .qasm files and circuits.json")
@@ -254,11 +275,39 @@ def _hardware(parser: argparse.ArgumentParser) -> Runner:
             seeds=int_list(args.seeds, "--seeds"), num_samples=args.num_samples, steps=args.steps,
             eta=args.eta, batch_size=args.batch_size, feature_precision=args.fid_precision,
         )  # fmt: skip
-        result = run_hardware_study(
-            resolve_checkpoint(Path(args.checkpoint)), args.out, settings, data_dir=args.data_dir,
+        checkpoint = resolve_checkpoint(Path(args.checkpoint))  # a wrong path fails before any cell
+        if args.workers > 1 and _hardware_in_parallel(args, settings):
+            return 1
+        result = run_hardware_study(  # after the workers every cell is on disk: this writes the report
+            checkpoint, args.out, settings, data_dir=args.data_dir,
             device=resolve_device(args.device, key="--device"), progress=True,
         )  # fmt: skip
         print((result.out_dir / "hardware.md").read_text(encoding="utf-8").rstrip())
         return 0
 
     return metric_errors(run)
+
+
+def _hardware_in_parallel(args: argparse.Namespace, settings: HardwareSettings) -> list[Cell]:
+    """Every (setting, seed) cell of ``hqdm hardware measure`` as its own process, ``--workers`` at a time,
+    the costliest first (noise levels, then shots); returns the cells that failed."""
+    import sys
+
+    from hqdm.experiments.hardware_settings import EXACT
+    from hqdm.experiments.parallel_cells import Cell, default_threads, run_cells
+
+    own = {"checkpoint", "shots", "noise", "seeds"}
+    base = (sys.executable, "-m", "hqdm", "hardware", "measure", args.checkpoint, *_forwarded(args, own))
+    cells = []
+    for setting in reversed(settings.settings()):  # settings() lists exact, the shots, then the noise
+        shots = "" if setting.noise else EXACT if setting.shots is None else str(setting.shots)
+        for seed in settings.seeds:
+            cell = ("--shots", shots, "--noise", setting.noise or "", "--seeds", str(seed))
+            log = Path(args.out) / "logs" / f"{setting.label}-seed{seed}.log"
+            cells.append(Cell(f"{setting.label} seed {seed}", (*base, *cell), log))
+    workers = min(args.workers, len(cells))
+    failed = run_cells(cells, workers=workers, threads=args.threads or default_threads(workers))
+    if failed:
+        names = ", ".join(cell.name for cell in failed)
+        print(f"{len(failed)} of {len(cells)} cells failed: {names}; their logs say why")
+    return failed

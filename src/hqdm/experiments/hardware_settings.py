@@ -43,8 +43,8 @@ class HardwareSettings:
             setting.measurement()
 
     def settings(self) -> list[Setting]:
-        """Exact first, then each shot count, then each noise level."""
-        exact = [Setting(EXACT, None, None)]
+        """Exact first (when ``shots`` lists None), then each shot count, then each noise level."""
+        exact = [Setting(EXACT, None, None)] if None in self.shots else []
         shot_settings = [Setting(f"shots-{n}", n, None) for n in self.shots if n is not None]
         noisy = [Setting(name, self.noise_shots, name, self.trajectories) for name in self.noise_levels]
         return exact + shot_settings + noisy
