@@ -36,7 +36,7 @@ METHODS = ("auto", "density", "trajectories")
 DENSITY_MAX_WIRES = 8
 DEFAULT_TRAJECTORIES = 32
 #: complex entries (state vectors or density matrices) simulated at once: 2 MiB of complex64, so that a
-#: chunk stays in a core's cache through all its gates (measured in docs/hardware.md)
+#: chunk stays in a core's cache through all its gates
 CHUNK_ENTRIES = 1 << 18
 
 
