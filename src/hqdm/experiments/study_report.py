@@ -20,6 +20,7 @@ import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hqdm.experiments.tables import mean_std
 from hqdm.files import atomic_path, atomic_write_text
@@ -177,35 +178,52 @@ def _controls_table(fid: dict[Key, float]) -> list[str]:
 
 
 def _plot(path: Path, dataset: str, fid: dict[str, dict[Key, float]]) -> None:
-    """One line per (weights, model): solid for the EMA weights, dashed for the online weights."""
+    """Left: FID per model, one dot per seed and a line through the means. Right: the paired difference to
+    the U-Net, one dot per seed and a line through the means (below 0 the model is ahead). Solid lines
+    for the EMA weights, dashed for the online weights. Dots rather than a band, because the seeds scored
+    so far can differ between epochs and models, and a mean over other seeds is another comparison."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    colours: dict[str, str] = {}  # a model keeps its colour across weights
+    fig, (ax_fid, ax_diff) = plt.subplots(1, 2, figsize=(11.5, 4.4))
+    colours: dict[str, str] = {}  # a model keeps its colour across weights and panels
     for weights, values in fid.items():
+        style, suffix = ("-", "") if weights == "ema" else ("--", f" ({weights})")
         for model in _models(values):
-            xs, means, lows, highs = [], [], [], []
-            for epoch in sorted({e for _, _, e in values}):
-                scores = [v for (m, _, e), v in values.items() if m == model and e == epoch]
-                if scores:
-                    xs.append(epoch)
-                    means.append(statistics.fmean(scores))
-                    lows.append(min(scores))
-                    highs.append(max(scores))
-            (line,) = ax.plot(
-                xs, means, marker="o", color=colours.get(model), linestyle="-" if weights == "ema" else "--",
-                label=model if weights == "ema" else f"{model} ({weights})",
-            )  # fmt: skip
-            colours[model] = line.get_color()
-            ax.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15)
-    ax.set(xlabel="epoch", ylabel="FID (mean over seeds; band: min-max)", title=f"{dataset}: FID vs epoch")
-    ax.set_yscale("log")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+            points = [(e, v) for (m, _, e), v in values.items() if m == model]
+            seeds = len({s for m, s, _ in values if m == model})
+            label = f"{model}{suffix}, {seeds} seed{'s' if seeds > 1 else ''}"
+            colours[model] = _dots_and_means(ax_fid, points, style, colours.get(model), label)
+            diffs = [
+                (e, v - values[CLASSICAL, s, e])
+                for (m, s, e), v in values.items()
+                if m == model != CLASSICAL and (CLASSICAL, s, e) in values
+            ]
+            if diffs:
+                _dots_and_means(ax_diff, diffs, style, colours[model], f"{model}{suffix}")
+    ax_fid.set(xlabel="epoch", ylabel="FID (dots: seeds, line: mean)", title=f"{dataset}: FID vs epoch")
+    ax_fid.set_yscale("log")
+    ax_diff.axhline(0.0, color="black", linewidth=0.8)
+    ax_diff.set(xlabel="epoch", ylabel=f"FID(model) - FID({CLASSICAL}), same seed")
+    ax_diff.set_title("paired difference (below 0: ahead)")
+    for ax in (ax_fid, ax_diff):
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
+
+
+def _dots_and_means(
+    ax: Any, points: list[tuple[int, float]], style: str, colour: str | None, label: str
+) -> str:
+    """``(epoch, value)`` points as dots and the per-epoch mean as a line; returns the colour used."""
+    epochs = sorted({e for e, _ in points})
+    means = [statistics.fmean(v for e, v in points if e == epoch) for epoch in epochs]
+    (line,) = ax.plot(epochs, means, linestyle=style, color=colour, label=label)
+    ax.scatter([e for e, _ in points], [v for _, v in points], color=line.get_color(), s=14, alpha=0.7)
+    return line.get_color()
