@@ -103,18 +103,21 @@ def test_cached_test_features_are_the_ones_evaluations_look_up(
 def test_hardware_cells_run_one_setting_and_seed_each_costliest_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``hqdm hardware measure --workers``: one child per (setting, seed), noise levels before shot counts
-    before exact; each child is the parent's command with its own --shots/--noise/--seeds."""
+    """``hqdm hardware measure --workers``: one child per (setting, seed), noise levels (the higher gate
+    error rate first, whatever order --noise lists them in) before shot counts (largest first) before
+    exact; each child is the parent's command with its own --shots/--noise/--seeds."""
     from hqdm.cli.experiments import _hardware_in_parallel
     from hqdm.experiments import parallel_cells
     from hqdm.experiments.hardware_settings import HardwareSettings, parse_shots
 
     parent = build_parser().parse_args(
-        ["hardware", "measure", "CKPT", "--out", "O", "--shots", "64,exact", "--noise", "h2-2023", "--seeds",
-         "0,1", "--eta", "1", "--num-samples", "10", "--steps", "3", "--fid-precision", "bf16",
-         "--trajectories", "8", "--workers", "2", "--threads", "1"]
+        ["hardware", "measure", "CKPT", "--out", "O", "--shots", "4096,64,exact", "--noise",
+         "sycamore-2019,h2-2023", "--seeds", "0,1", "--eta", "1", "--num-samples", "10", "--steps", "3",
+         "--fid-precision", "bf16", "--trajectories", "8", "--workers", "2", "--threads", "1"]
     )  # fmt: skip
-    settings = HardwareSettings(shots=(64, None), noise_levels=("h2-2023",), seeds=(0, 1))
+    settings = HardwareSettings(
+        shots=(4096, 64, None), noise_levels=("sycamore-2019", "h2-2023"), seeds=(0, 1)
+    )
     started = []
 
     def fake_run_cells(cells, *, workers, threads):
@@ -125,11 +128,12 @@ def test_hardware_cells_run_one_setting_and_seed_each_costliest_first(
     monkeypatch.setattr(parallel_cells, "run_cells", fake_run_cells)
     failed = _hardware_in_parallel(parent, settings)
     assert [cell.name for cell in started] == [
-        "h2-2023 seed 0", "h2-2023 seed 1", "shots-64 seed 0", "shots-64 seed 1", "exact seed 0",
+        "sycamore-2019 seed 0", "sycamore-2019 seed 1", "h2-2023 seed 0", "h2-2023 seed 1",
+        "shots-4096 seed 0", "shots-4096 seed 1", "shots-64 seed 0", "shots-64 seed 1", "exact seed 0",
         "exact seed 1",
     ]  # fmt: skip
     assert failed == started[:1]
-    assert str(started[2].log).endswith("logs/shots-64-seed0.log")
+    assert str(started[6].log).endswith("logs/shots-64-seed0.log")
     for cell in started:
         assert cell.argv[:5] == (sys.executable, "-m", "hqdm", "hardware", "measure")
         child = build_parser().parse_args(list(cell.argv[3:]))

@@ -290,7 +290,7 @@ def _hardware(parser: argparse.ArgumentParser) -> Runner:
 
 def _hardware_in_parallel(args: argparse.Namespace, settings: HardwareSettings) -> list[Cell]:
     """Every (setting, seed) cell of ``hqdm hardware measure`` as its own process, ``--workers`` at a time,
-    the costliest first (noise levels, then shots); returns the cells that failed."""
+    the costliest first (:meth:`HardwareSettings.costliest_first`); returns the cells that failed."""
     import sys
 
     from hqdm.experiments.hardware_settings import EXACT
@@ -299,7 +299,7 @@ def _hardware_in_parallel(args: argparse.Namespace, settings: HardwareSettings) 
     own = {"checkpoint", "shots", "noise", "seeds"}
     base = (sys.executable, "-m", "hqdm", "hardware", "measure", args.checkpoint, *_forwarded(args, own))
     cells = []
-    for setting in reversed(settings.settings()):  # settings() lists exact, the shots, then the noise
+    for setting in settings.costliest_first():
         shots = "" if setting.noise else EXACT if setting.shots is None else str(setting.shots)
         for seed in settings.seeds:
             cell = ("--shots", shots, "--noise", setting.noise or "", "--seeds", str(seed))

@@ -49,6 +49,19 @@ class HardwareSettings:
         noisy = [Setting(name, self.noise_shots, name, self.trajectories) for name in self.noise_levels]
         return exact + shot_settings + noisy
 
+    def costliest_first(self) -> list[Setting]:
+        """The settings in the order ``--workers`` starts their cells, so that the longest do not end last:
+        noise levels by their gate error rate (trajectories branch at every error: Sycamore's rates cost
+        ~2.5x H2's), then shot counts from the largest, then exact."""
+
+        def cost(setting: Setting) -> tuple[int, float]:
+            if setting.noise is not None:
+                rates = NOISE_LEVELS[setting.noise]
+                return 2, rates.depolarizing + rates.amplitude_damping
+            return (0, 0.0) if setting.shots is None else (1, float(setting.shots))
+
+        return sorted(self.settings(), key=cost, reverse=True)
+
     def evaluation(self, seed: int) -> EvalSettings:
         return EvalSettings(
             num_samples=self.num_samples, sampler=self.sampler, steps=self.steps, eta=self.eta,
