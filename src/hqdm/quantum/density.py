@@ -11,6 +11,7 @@ import torch
 
 from hqdm.quantum.circuits import Circuit
 from hqdm.quantum.local_ops import (
+    DIAGONAL_GATES,
     amplitude_damping_kraus,
     apply,
     apply_channel,
@@ -35,10 +36,11 @@ def noisy_probabilities(
     rho[:, 0] = 1  # |0...0><0...0|, flat: row bits then column bits
     for gate in all_gates(circuit):
         matrix = gate_matrix(gate, gate_angles(gate, inputs, weights), rows, dtype)
-        control = gate.control
+        control, diagonal = gate.control, gate.name in DIAGONAL_GATES
         # U rho U^H: U on the row bits, conj(U) on the column bits
-        rho = apply(rho, matrix, gate.target, control)
-        rho = apply(rho, matrix.conj(), n + gate.target, None if control is None else n + control)
+        rho = apply(rho, matrix, gate.target, control, diagonal=diagonal)
+        column_control = None if control is None else n + control
+        rho = apply(rho, matrix.conj(), n + gate.target, column_control, diagonal=diagonal)
         for wire in gate.wires:
             rho = apply_channel(rho, channel, wire, n + wire)
     return rho.view(rows, 1 << n, 1 << n).diagonal(dim1=1, dim2=2).real.clamp(min=0)

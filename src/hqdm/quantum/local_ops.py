@@ -16,6 +16,8 @@ from hqdm.quantum.circuits import Gate
 
 #: the 2x2 block of each gate that has one (CNOT: X on the target)
 _ROTATIONS = {"RX": "x", "CRX": "x", "RY": "y", "RZ": "z", "CRZ": "z"}
+#: gates whose 2x2 block is diagonal: each amplitude is one product, not a sum of two
+DIAGONAL_GATES = frozenset(name for name, axis in _ROTATIONS.items() if axis == "z")
 
 
 def rotation(axis: str, angles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -57,28 +59,33 @@ def apply(
     bit: int,
     control: int | None = None,
     out: torch.Tensor | None = None,
+    *,
+    diagonal: bool = False,
 ) -> torch.Tensor:
     """``matrix`` (rows, 2, 2) on ``bit`` of the flat ``state``; with ``control``, only where that bit is 1.
+    ``diagonal``: the matrix's off-diagonal entries are zero (:data:`DIAGONAL_GATES`), so they are skipped.
 
     Written through strided views (no stacking copies) into ``out`` (a new tensor if None, never ``state``
     itself); not differentiable."""
     if out is None:
-        out = torch.empty_like(state) if control is None else state.clone()
-    elif control is not None:
-        out.copy_(state)
+        out = torch.empty_like(state)
     bits = (bit,) if control is None else tuple(sorted((bit, control)))
     source, target = split(state, bits), split(out, bits)
     dim = 2 + 2 * bits.index(bit)  # the target's dimension in the views
     if control is not None:
         control_dim = 2 + 2 * bits.index(control)
+        # the half where the control is 0 is copied as it is; only the other half is computed
+        target.select(control_dim, 0).copy_(source.select(control_dim, 0))
         source, target = source.select(control_dim, 1), target.select(control_dim, 1)
         dim -= 1 if control_dim < dim else 0
-    x0, x1 = source.select(dim, 0), source.select(dim, 1)
-    m = matrix.reshape(matrix.shape[0], *([1] * (x0.dim() - 1)), 2, 2).to(state.device, state.dtype)
+    m = matrix.reshape(matrix.shape[0], *([1] * (source.dim() - 2)), 2, 2).to(state.device, state.dtype)
     for row in (0, 1):
         written = target.select(dim, row)
-        torch.mul(x0, m[..., row, 0], out=written)
-        written.addcmul_(x1, m[..., row, 1])
+        if diagonal:
+            torch.mul(source.select(dim, row), m[..., row, row], out=written)
+        else:
+            torch.mul(source.select(dim, 0), m[..., row, 0], out=written)
+            written.addcmul_(source.select(dim, 1), m[..., row, 1])
     return out
 
 

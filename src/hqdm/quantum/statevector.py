@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from hqdm.quantum.circuits import Circuit, Gate
-from hqdm.quantum.local_ops import apply, gate_matrix
+from hqdm.quantum.local_ops import DIAGONAL_GATES, apply, gate_matrix
 
 #: ``after_gate(state, gate)`` returns the state after whatever happens once ``gate`` has acted
 AfterGate = Callable[[torch.Tensor, Gate], torch.Tensor]
@@ -44,7 +44,7 @@ def final_states(
     state[:, 0] = 1
     for gate in all_gates(circuit):
         matrix = gate_matrix(gate, gate_angles(gate, inputs, weights), rows, dtype)
-        state = apply(state, matrix, gate.target, gate.control)
+        state = apply(state, matrix, gate.target, gate.control, diagonal=gate.name in DIAGONAL_GATES)
         if after_gate is not None:
             state = after_gate(state, gate)
     return state

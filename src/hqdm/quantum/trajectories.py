@@ -26,7 +26,7 @@ from collections.abc import Callable
 import torch
 
 from hqdm.quantum.circuits import Circuit, Gate
-from hqdm.quantum.local_ops import apply, gate_matrix, pauli_matrices, split
+from hqdm.quantum.local_ops import DIAGONAL_GATES, apply, gate_matrix, pauli_matrices, split
 from hqdm.quantum.noise_model import NoiseModel
 from hqdm.quantum.statevector import all_gates, gate_angles
 
@@ -65,7 +65,8 @@ class _Rows:
         angles = gate_angles(gate, inputs, weights)
         state = self.state
         matrix = gate_matrix(gate, None if angles is None else angles[self.owner], self.used, state.dtype)
-        apply(state, matrix, gate.target, gate.control, out=self._buffers[1][: self.used])
+        out = self._buffers[1][: self.used]
+        apply(state, matrix, gate.target, gate.control, out=out, diagonal=gate.name in DIAGONAL_GATES)
         self._buffers.reverse()
 
     def _append(self, states: torch.Tensor, norm2: torch.Tensor, owner: torch.Tensor) -> None:
