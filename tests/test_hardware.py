@@ -127,6 +127,27 @@ def test_the_verdict_names_the_smallest_shot_count_within_the_seed_spread() -> N
     assert indistinguishable_from(rows) == 64
 
 
+@pytest.mark.parametrize(("control_fids", "said"), [
+    ([40.0, 45.0, 41.0], "outside the seed spread: the model depends on its circuits"),
+    ([11.0, 12.5, 14.0], "within the seed spread: this model does not depend on its circuits"),
+])  # fmt: skip
+def test_the_report_says_whether_the_circuits_matter(tmp_path: Path, control_fids, said: str) -> None:
+    """The random-readout control (every <Z> = 0) beside the shot counts: a model whose FID does not move
+    without its circuits is said not to depend on them, whatever the shot verdict."""
+    from hqdm.experiments.hardware_report import write_hardware_report
+
+    settings = HardwareSettings(shots=(64, None), noise_levels=("random-readout",), seeds=(0, 1, 2))
+    fids = {"exact": [10.0, 12.0, 14.0], "shots-64": [10.2, 12.1, 14.3], "random-readout": control_fids}
+    cells = [
+        {"setting": {"label": label}, "seed": s, "metrics": {"fid": v, "kid_mean": 0.01}}
+        for label, values in fids.items()
+        for s, v in enumerate(values)
+    ]
+    report = write_hardware_report(tmp_path, cells, settings).read_text()
+    assert "From 64 shots on" in report and said in report
+    assert "| random-readout | exact | random-readout (depolarizing=0,damping=0,readout=0.5) |" in report
+
+
 @pytest.fixture(scope="module")
 def lite_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)

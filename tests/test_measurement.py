@@ -94,6 +94,21 @@ def test_the_functional_api_takes_shots_and_noise() -> None:
     assert torch.allclose(exact, expvals_of(circuit, x, w)) and not torch.allclose(got, exact, atol=1e-3)
 
 
+def test_the_random_readout_control_reads_every_wire_as_zero() -> None:
+    """``random-readout`` (each bit a fair coin): <Z> is 0 on every wire whatever the circuit computed, so
+    the circuits' contribution is removed; with shots the estimates scatter around 0."""
+    from hqdm.quantum.noise_levels import RANDOM_READOUT, noise_from_text
+
+    circuit = build_circuit("hqconv", 1)
+    x, w = _case(circuit, batch=3, seed=9)
+    control = Measurement(noise=noise_from_text(RANDOM_READOUT))
+    assert torch.equal(measured_expvals(circuit, x, w, control), torch.zeros(1, 3, 12))
+    assert expvals_of(circuit, x, w).abs().max() > 0.1  # the exact values were not 0 already
+    shots = Measurement(shots=256, noise=control.noise)
+    z = measured_expvals(circuit, x, w, shots, generator=torch.Generator().manual_seed(1))
+    assert z.abs().max() > 0 and z.abs().max() < 5 * 256**-0.5 * 2  # a fair coin: std 1/sqrt(256)
+
+
 def test_a_layer_reads_out_with_shots_until_set_back_to_exact() -> None:
     torch.manual_seed(5)
     layer = PatchCircuit("hqconv", 2, sim_dtype=torch.complex128).double()

@@ -103,20 +103,21 @@ def test_cached_test_features_are_the_ones_evaluations_look_up(
 def test_hardware_cells_run_one_setting_and_seed_each_costliest_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``hqdm hardware measure --workers``: one child per (setting, seed), noise levels (the higher gate
-    error rate first, whatever order --noise lists them in) before shot counts (largest first) before
-    exact; each child is the parent's command with its own --shots/--noise/--seeds."""
+    """``hqdm hardware measure --workers``: one child per (setting, seed), noise levels with gate errors
+    (the higher rate first, whatever order --noise lists them in) before shot counts (largest first)
+    before the readout-only control before exact; each child is the parent's command with its own
+    --shots/--noise/--seeds."""
     from hqdm.cli.experiments import _hardware_in_parallel
     from hqdm.experiments import parallel_cells
     from hqdm.experiments.hardware_settings import HardwareSettings, parse_shots
 
     parent = build_parser().parse_args(
         ["hardware", "measure", "CKPT", "--out", "O", "--shots", "4096,64,exact", "--noise",
-         "sycamore-2019,h2-2023", "--seeds", "0,1", "--eta", "1", "--num-samples", "10", "--steps", "3",
-         "--fid-precision", "bf16", "--trajectories", "8", "--workers", "2", "--threads", "1"]
+         "random-readout,sycamore-2019,h2-2023", "--seeds", "0,1", "--eta", "1", "--num-samples", "10",
+         "--steps", "3", "--fid-precision", "bf16", "--trajectories", "8", "--workers", "2", "--threads", "1"]
     )  # fmt: skip
     settings = HardwareSettings(
-        shots=(4096, 64, None), noise_levels=("sycamore-2019", "h2-2023"), seeds=(0, 1)
+        shots=(4096, 64, None), noise_levels=("random-readout", "sycamore-2019", "h2-2023"), seeds=(0, 1)
     )
     started = []
 
@@ -129,8 +130,8 @@ def test_hardware_cells_run_one_setting_and_seed_each_costliest_first(
     failed = _hardware_in_parallel(parent, settings)
     assert [cell.name for cell in started] == [
         "sycamore-2019 seed 0", "sycamore-2019 seed 1", "h2-2023 seed 0", "h2-2023 seed 1",
-        "shots-4096 seed 0", "shots-4096 seed 1", "shots-64 seed 0", "shots-64 seed 1", "exact seed 0",
-        "exact seed 1",
+        "shots-4096 seed 0", "shots-4096 seed 1", "shots-64 seed 0", "shots-64 seed 1",
+        "random-readout seed 0", "random-readout seed 1", "exact seed 0", "exact seed 1",
     ]  # fmt: skip
     assert failed == started[:1]
     assert str(started[6].log).endswith("logs/shots-64-seed0.log")
@@ -144,6 +145,13 @@ def test_hardware_cells_run_one_setting_and_seed_each_costliest_first(
             seeds=(int(child.seeds),),
         )  # fmt: skip
         assert [f"{s.label} seed {child.seeds}" for s in one.settings()] == [cell.name]
+
+
+def test_hardware_measure_reads_every_named_level_by_default() -> None:
+    from hqdm.quantum.noise_levels import READOUT_LEVELS
+
+    args = build_parser().parse_args(["hardware", "measure", "CKPT", "--out", "O"])
+    assert args.noise.split(",") == list(READOUT_LEVELS)
 
 
 def test_a_hardware_run_without_exact_in_its_shots_has_no_exact_cell() -> None:

@@ -229,7 +229,11 @@ def _hardware(parser: argparse.ArgumentParser) -> Runner:
     measure.add_argument(
         "--shots", default="64,256,1024,4096,exact", help="comma-separated; exact = no shots"
     )
-    measure.add_argument("--noise", default="sycamore-2019,h2-2023", help="comma-separated levels ('' none)")
+    measure.add_argument(
+        "--noise",
+        default="sycamore-2019,h2-2023,random-readout",  # every READOUT_LEVELS name (a test checks)
+        help="comma-separated levels ('' none); random-readout is the control with every <Z> = 0",
+    )
     measure.add_argument("--noise-shots", default="exact", help="shots of the noisy settings (default exact)")
     measure.add_argument("--trajectories", type=positive_int, default=32, help="per circuit, large circuits")
     measure.add_argument("--seeds", default="0,1,2", help="comma-separated sampling and shot seeds")

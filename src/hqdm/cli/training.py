@@ -73,7 +73,9 @@ def _sample(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     add_precision(parser, "of the classical layers (default: the one the model was trained at)")
     parser.add_argument("--shots", type=int, help="read every circuit out with N shots (docs/hardware.md)")
-    parser.add_argument("--noise", help="hardware noise: a level (sycamore-2019, h2-2023) or KEY=RATE,...")
+    parser.add_argument(
+        "--noise", help="hardware noise: a level (sycamore-2019, h2-2023, random-readout) or KEY=RATE,..."
+    )
 
     def run(args: argparse.Namespace) -> int:
         from hqdm.config import ConfigError

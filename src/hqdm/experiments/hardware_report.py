@@ -19,7 +19,7 @@ from hqdm.diffusion import sampler_label
 from hqdm.experiments.hardware_settings import HardwareSettings
 from hqdm.experiments.tables import mean_std
 from hqdm.files import atomic_path, atomic_write_text
-from hqdm.quantum.noise_levels import NOISE_LEVELS
+from hqdm.quantum.noise_levels import RANDOM_READOUT, READOUT_LEVELS
 
 REPORT_MD = "hardware.md"
 REPORT_JSON = "hardware.json"
@@ -96,6 +96,31 @@ def _verdict(rows: list[Row], spread: float | None) -> str:
     )
 
 
+def _control(rows: list[Row], spread: float | None) -> list[str]:
+    """What the random-readout control says about the shot verdict: nothing is to be read from shots that
+    do not matter because the circuits do not."""
+    row = next((r for r in rows if r.noise == RANDOM_READOUT and r.difference[0] is not None), None)
+    if row is None:
+        return []
+    said = (
+        "Read at random (every <Z> = 0: the circuits' contribution removed), FID moves by "
+        f"{row.difference[0]:+.2f}"
+    )
+    if spread is None:
+        return ["", f"{said}; one seed, so no comparison with the seed spread."]
+    if row.within_spread:
+        return [
+            "",
+            f"{said}, within the seed spread: this model does not depend on its circuits at this n, so the "
+            "shot counts above say nothing about what a QPU's readout would cost a model that does.",
+        ]
+    return [
+        "",
+        f"{said}, outside the seed spread: the model depends on its circuits, and the shot counts above "
+        "measure what a QPU's readout costs it.",
+    ]
+
+
 def write_hardware_report(out: Path, cells: list[dict[str, Any]], settings: HardwareSettings) -> Path:
     """``hardware.md`` (table and verdict), ``hardware.json`` and ``fid_vs_shots.png`` in ``out``."""
     rows, spread = summarize(cells, settings)
@@ -114,13 +139,13 @@ def write_hardware_report(out: Path, cells: list[dict[str, Any]], settings: Hard
         "|---|---:|---|---:|---:|---:|---|",
     ]
     for row in rows:
-        noise = "-" if row.noise is None else f"{row.noise} ({NOISE_LEVELS[row.noise].describe()})"
+        noise = "-" if row.noise is None else f"{row.noise} ({READOUT_LEVELS[row.noise].describe()})"
         within = {True: "yes", False: "no", None: "n/a"}[row.within_spread] if row.label != "exact" else "-"
         lines.append(
             f"| {row.label} | {row.shots or 'exact'} | {noise} | {_fmt(row.fid, 2)} | {_fmt(row.kid, 4)} | "
             f"{_fmt(row.difference, 2) if row.label != 'exact' else '-'} | {within} |"
         )
-    lines += ["", _verdict(rows, spread), "", f"![FID against shots]({PLOT})", ""]
+    lines += ["", _verdict(rows, spread), *_control(rows, spread), "", f"![FID against shots]({PLOT})", ""]
     atomic_write_text(out / REPORT_MD, "\n".join(lines))
     summary = {
         "rows": [asdict(r) for r in rows],
@@ -158,7 +183,9 @@ def _plot(rows: list[Row], spread: float | None, path: Path) -> None:
     for row, style in zip(
         (r for r in rows if r.noise and r.fid[0] is not None), ("--", ":", "-."), strict=False
     ):
-        ax.axhline(row.fid[0], linestyle=style, color="tab:red", label=f"noise: {row.noise}")
+        control = row.noise == RANDOM_READOUT
+        label = "random readout (circuits removed)" if control else f"noise: {row.noise}"
+        ax.axhline(row.fid[0], linestyle=style, color="tab:gray" if control else "tab:red", label=label)
     ax.set_xlabel("shots per circuit")
     ax.set_ylabel("FID (mean ± std over seeds)")
     ax.legend(fontsize="small")

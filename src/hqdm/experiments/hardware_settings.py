@@ -10,18 +10,19 @@ from hqdm.config import ConfigError
 from hqdm.experiments.evaluate_checkpoint import EvalSettings
 from hqdm.quantum.errors import MeasurementError
 from hqdm.quantum.measurement import DEFAULT_TRAJECTORIES, Measurement
-from hqdm.quantum.noise_levels import NOISE_LEVELS, noise_from_text
+from hqdm.quantum.noise_levels import READOUT_LEVELS, noise_from_text
 
 EXACT = "exact"
 
 
 @dataclass(frozen=True)
 class HardwareSettings:
-    """What is measured: ``shots`` (None = exact) and ``noise_levels`` (names of NOISE_LEVELS, read with
-    ``noise_shots`` shots, None = exact expectation of the noisy circuit), each for every seed."""
+    """What is measured: ``shots`` (None = exact) and ``noise_levels`` (names of READOUT_LEVELS: the
+    hardware levels and the random-readout control, read with ``noise_shots`` shots, None = exact
+    expectation of the noisy circuit), each for every seed."""
 
     shots: tuple[int | None, ...] = (64, 256, 1024, 4096, None)
-    noise_levels: tuple[str, ...] = tuple(NOISE_LEVELS)
+    noise_levels: tuple[str, ...] = tuple(READOUT_LEVELS)
     noise_shots: int | None = None
     trajectories: int = DEFAULT_TRAJECTORIES
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -34,9 +35,9 @@ class HardwareSettings:
     feature_precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.noise_levels if name not in NOISE_LEVELS]
+        unknown = [name for name in self.noise_levels if name not in READOUT_LEVELS]
         if unknown:
-            raise ConfigError(f"--noise: unknown level {unknown}; choose from {', '.join(NOISE_LEVELS)}")
+            raise ConfigError(f"--noise: unknown level {unknown}; choose from {', '.join(READOUT_LEVELS)}")
         if not self.seeds:
             raise ConfigError("--seeds: give at least one seed")
         for setting in self.settings():  # bad shot counts fail here, before any sampling
@@ -51,14 +52,16 @@ class HardwareSettings:
 
     def costliest_first(self) -> list[Setting]:
         """The settings in the order ``--workers`` starts their cells, so that the longest do not end last:
-        noise levels by their gate error rate (trajectories branch at every error: Sycamore's rates cost
-        ~2.5x H2's), then shot counts from the largest, then exact."""
+        noise levels with gate errors by their rate (trajectories branch at every error: Sycamore's rates
+        cost ~2.5x H2's), then shot counts from the largest (and readout-only levels), then exact."""
 
         def cost(setting: Setting) -> tuple[int, float]:
-            if setting.noise is not None:
-                rates = NOISE_LEVELS[setting.noise]
+            rates = READOUT_LEVELS[setting.noise] if setting.noise is not None else None
+            if rates is not None and rates.acts_on_gates:
                 return 2, rates.depolarizing + rates.amplitude_damping
-            return (0, 0.0) if setting.shots is None else (1, float(setting.shots))
+            if setting.shots is None and rates is None:
+                return 0, 0.0
+            return 1, float(setting.shots or 0)
 
         return sorted(self.settings(), key=cost, reverse=True)
 
@@ -83,7 +86,7 @@ class Setting:
     def measurement(self) -> Measurement | None:
         if self.shots is None and self.noise is None:
             return None
-        noise = None if self.noise is None else NOISE_LEVELS[self.noise]
+        noise = None if self.noise is None else READOUT_LEVELS[self.noise]
         try:
             return Measurement(shots=self.shots, noise=noise, trajectories=self.trajectories)
         except MeasurementError as err:

@@ -24,8 +24,16 @@ NOISE_LEVELS = {
 }
 
 
+#: Not hardware: every bit read as a fair coin, so every ``<Z>`` is 0 whatever the circuit computed. Read
+#: this way a model's circuits contribute nothing: a model whose samples do not change under it does not
+#: use its circuits, and then no shot count or noise level can be said to matter for it.
+RANDOM_READOUT = "random-readout"
+#: the named readouts of ``--noise``: the hardware levels and the control
+READOUT_LEVELS = {**NOISE_LEVELS, RANDOM_READOUT: NoiseModel(readout=0.5)}
+
+
 def noise_from_text(text: str) -> NoiseModel | None:
-    """``none`` -> None, a name of :data:`NOISE_LEVELS`, or ``KEY=RATE,...`` (:func:`parse_noise`)."""
+    """``none`` -> None, a name of :data:`READOUT_LEVELS`, or ``KEY=RATE,...`` (:func:`parse_noise`)."""
     if text == "none":
         return None
-    return NOISE_LEVELS[text] if text in NOISE_LEVELS else parse_noise(text)
+    return READOUT_LEVELS[text] if text in READOUT_LEVELS else parse_noise(text)
