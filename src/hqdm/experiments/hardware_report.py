@@ -111,8 +111,9 @@ def _control(rows: list[Row], spread: float | None) -> list[str]:
     if row.within_spread:
         return [
             "",
-            f"{said}, within the seed spread: this model does not depend on its circuits at this n, so the "
-            "shot counts above say nothing about what a QPU's readout would cost a model that does.",
+            f"{said}, within the seed spread: at this n the samples depend on the circuits less than on the "
+            "sampling seed, so the shot counts above say little about what a QPU's readout would cost a "
+            "model that needs its circuits (compare each shot count's paired difference with this one).",
         ]
     return [
         "",
