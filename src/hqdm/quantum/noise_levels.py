@@ -1,4 +1,5 @@
-"""Two published hardware error levels, mapped onto :class:`~hqdm.quantum.noise_model.NoiseModel`.
+"""Two published hardware error levels, mapped onto :class:`~hqdm.quantum.noise_model.NoiseModel`, and a
+control readout that removes the circuits (:data:`RANDOM_READOUT`).
 
 hqdm's CRZ/CRX gates each compile to two native two-qubit gates plus single-qubit rotations, and the noise
 model applies one depolarising rate to each wire of each gate. Taking the device's two-qubit Pauli error as
