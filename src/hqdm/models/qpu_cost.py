@@ -23,7 +23,6 @@ from hqdm.models.measurement import quantum_layers
 from hqdm.models.registry import build_model, list_models
 from hqdm.quantum.circuits import Circuit
 from hqdm.quantum.measured_layer import MeasuredLayer
-from hqdm.quantum.statevector import all_gates
 
 #: parameter-shift executions per angle of each gate type (two-term rule, four-term rule, no angle)
 SHIFT_EXECUTIONS = {"RX": 2, "RY": 2, "RZ": 2, "CRX": 4, "CRZ": 4, "CNOT": 0}
@@ -34,7 +33,7 @@ def shift_executions(circuit: Circuit, *, weights_trained: bool) -> int:
     """Extra executions for the gradient of one execution of ``circuit`` (inputs always differentiated)."""
     return sum(
         SHIFT_EXECUTIONS[gate.name]
-        for gate in all_gates(circuit)
+        for gate in circuit.executed_gates
         if gate.input is not None or (gate.weight is not None and weights_trained)
     )
 

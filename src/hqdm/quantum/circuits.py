@@ -59,6 +59,11 @@ class Circuit:
     def encoding_gates(self) -> tuple[Gate, ...]:
         return tuple(Gate(self.encoding, (w,), input=w) for w in range(self.n_wires))
 
+    @property
+    def executed_gates(self) -> tuple[Gate, ...]:
+        """The encoding rotations, then the gates: everything a QPU would execute."""
+        return (*self.encoding_gates, *self.gates)
+
 
 #: ``layer(offset, n_wires, semantics)``: the gates of one layer, its angles indexed from ``offset``
 LayerBuilder = Callable[[int, int, str], list[Gate]]

@@ -16,11 +16,11 @@ from hqdm.quantum.local_ops import (
     apply,
     apply_channel,
     depolarizing_kraus,
+    gate_angles,
     gate_matrix,
     superoperator,
 )
 from hqdm.quantum.noise_model import NoiseModel
-from hqdm.quantum.statevector import all_gates, gate_angles
 
 
 def noisy_probabilities(
@@ -34,7 +34,7 @@ def noisy_probabilities(
     )
     rho = torch.zeros(rows, 1 << (2 * n), dtype=dtype, device=inputs.device)
     rho[:, 0] = 1  # |0...0><0...0|, flat: row bits then column bits
-    for gate in all_gates(circuit):
+    for gate in circuit.executed_gates:
         matrix = gate_matrix(gate, gate_angles(gate, inputs, weights), rows, dtype)
         control, diagonal = gate.control, gate.name in DIAGONAL_GATES
         # U rho U^H: U on the row bits, conj(U) on the column bits

@@ -4,8 +4,8 @@ Bit 0 is the most significant bit of a basis index. A state vector of ``n`` qubi
 ``w`` is bit ``w``, wire 0 the most significant, as in PennyLane); a density matrix flattened row-major has
 ``bits = 2n``: wire ``w``'s row bit is bit ``w`` and its column bit is bit ``n + w``. Each operation views
 the state as a few dimensions around the bits it touches, so every pass is one strided loop. These few
-functions are all the gate-by-gate simulators (:mod:`~hqdm.quantum.statevector`,
-:mod:`~hqdm.quantum.density`, :mod:`~hqdm.quantum.trajectories`) need.
+functions are all the gate-by-gate simulators (:mod:`~hqdm.quantum.density`,
+:mod:`~hqdm.quantum.trajectories`) need.
 """
 
 from __future__ import annotations
@@ -40,6 +40,14 @@ def gate_matrix(gate: Gate, angles: torch.Tensor | None, rows: int, dtype: torch
         x = torch.tensor([[0, 1], [1, 0]], dtype=dtype)
         return x.expand(rows, 2, 2)
     return rotation(_ROTATIONS[gate.name], angles, dtype)
+
+
+def gate_angles(gate: Gate, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor | None:
+    """The (rows,) angles of ``gate`` for inputs (rows, n_wires) and weights (rows, n_weights): an input
+    feature (encoding), a weight, or none (CNOT)."""
+    if gate.input is not None:
+        return inputs[:, gate.input]
+    return None if gate.weight is None else weights[:, gate.weight]
 
 
 def split(state: torch.Tensor, bits: tuple[int, ...]) -> torch.Tensor:

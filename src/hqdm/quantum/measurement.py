@@ -5,12 +5,14 @@ act on the wires of their gate only, so the parts stay independent with noise to
 distribution of all wires is the product of the parts' distributions: drawing each part's bitstrings from
 its own distribution *is* drawing whole bitstrings of the full circuit. Each part's distribution comes from
 
-* the state vector (no gate noise: :mod:`hqdm.quantum.statevector`),
+* the batched engine's final state (no gate noise: :mod:`hqdm.quantum.engine.distribution`),
 * its density matrix (gate noise, up to :data:`DENSITY_MAX_WIRES` wires, or ``method="density"``), or
 * the mean of ``trajectories`` quantum-jump trajectories (gate noise on larger parts, or
   ``method="trajectories"``),
 
-and ``<Z_i>`` is then read exactly or from ``shots`` sampled bitstrings (:mod:`hqdm.quantum.shots`).
+and ``<Z_i>`` is then read exactly or from ``shots`` sampled bitstrings (:mod:`hqdm.quantum.shots`). Read
+exactly without gate noise, a bit-flip rate r only scales each ``<Z_i>`` by 1 - 2r, so that case needs no
+distribution: the engine's ``<Z>`` are scaled.
 Nothing here is differentiable: training uses the exact engine (:class:`NotDifferentiableError`).
 """
 
@@ -25,10 +27,10 @@ import torch
 from hqdm.quantum.circuits import Circuit
 from hqdm.quantum.components import Component, components
 from hqdm.quantum.density import noisy_probabilities
+from hqdm.quantum.engine import compile_circuit, output_distribution, simulate
 from hqdm.quantum.errors import InvalidShotsError, MeasurementError, NotDifferentiableError
 from hqdm.quantum.noise_model import NoiseModel
 from hqdm.quantum.shots import exact_expvals, sampled_expvals
-from hqdm.quantum.statevector import probabilities
 from hqdm.quantum.trajectories import trajectory_probabilities
 
 METHODS = ("auto", "density", "trajectories")
@@ -104,11 +106,15 @@ def _distribution(
     generator: torch.Generator | None,
     dtype: torch.dtype,
 ) -> torch.Tensor:
-    """(rows, 2**n) output distribution of each row's circuit, in chunks of about CHUNK_ENTRIES."""
+    """(K * N, 2**n) output distribution of each (circuit, sample) of one connected circuit structure:
+    inputs (K, N, n), weights (K, n_weights); rows in (circuit, sample) order."""
     noise, n = measurement.noise, circuit.n_wires
     if noise is None or not noise.acts_on_gates:
-        per_row, run = 1 << n, lambda x, w: probabilities(circuit, x, w, dtype)
-    elif measurement.method == "density" or (measurement.method == "auto" and n <= DENSITY_MAX_WIRES):
+        plan = compile_circuit(circuit).parts[0].plan
+        return output_distribution(plan, inputs, weights, dtype=dtype).flatten(0, 1)
+    x = inputs.flatten(0, 1)
+    w = weights[:, None].expand(-1, inputs.shape[1], -1).flatten(0, 1)
+    if measurement.method == "density" or (measurement.method == "auto" and n <= DENSITY_MAX_WIRES):
         per_row, run = 1 << (2 * n), lambda x, w: noisy_probabilities(circuit, x, w, noise, dtype)
     else:
         # one state per circuit until trajectories jump away from it (hqdm.quantum.trajectories)
@@ -118,7 +124,7 @@ def _distribution(
             return trajectory_probabilities(circuit, x, w, noise, dtype, trajectories=t, generator=generator)
 
     rows = max(1, CHUNK_ENTRIES // per_row)
-    return torch.cat([run(x, w) for x, w in zip(inputs.split(rows), weights.split(rows), strict=True)])
+    return torch.cat([run(x, w) for x, w in zip(x.split(rows), w.split(rows), strict=True)])
 
 
 def measured_expvals(
@@ -146,15 +152,20 @@ def measured_expvals(
             return measured_expvals(circuit, inputs, weights, measurement, generator=generator, dtype=dtype)
     k, n_samples = inputs.shape[0], inputs.shape[1]
     real = dtype.to_real()
+    noise = measurement.noise
+    readout = noise.readout if noise is not None else 0.0
+    if measurement.shots is None and (noise is None or not noise.acts_on_gates):
+        with torch.no_grad():
+            return simulate(compile_circuit(circuit), inputs.to(real), weights.to(real), dtype=dtype) * (
+                1 - 2 * readout
+            )
     out = torch.empty(k, n_samples, circuit.n_wires, dtype=real, device=inputs.device)
-    readout = measurement.noise.readout if measurement.noise is not None else 0.0
     for part, wires, weight_index in _parts(circuit):
         copies, m = wires.shape
         wires = wires.to(inputs.device)
-        # rows ordered (circuit, copy, sample)
-        x = inputs[:, :, wires].permute(0, 2, 1, 3).reshape(-1, m).to(real)
-        w = weights[:, weight_index.to(weights.device)].to(real)
-        w = w[:, :, None].expand(-1, -1, n_samples, -1).reshape(x.shape[0], weight_index.shape[1])
+        # copies run as extra circuits: (K * copies, N, m) and (K * copies, L); rows (circuit, copy, sample)
+        x = inputs[:, :, wires].permute(0, 2, 1, 3).reshape(k * copies, n_samples, m).to(real)
+        w = weights[:, weight_index.to(weights.device)].to(real).flatten(0, 1)
         probs = _distribution(part.circuit, x, w, measurement, generator, dtype)
         if measurement.shots is None:
             z = exact_expvals(probs, m, readout)

@@ -26,9 +26,8 @@ from collections.abc import Callable
 import torch
 
 from hqdm.quantum.circuits import Circuit, Gate
-from hqdm.quantum.local_ops import DIAGONAL_GATES, apply, gate_matrix, pauli_matrices, split
+from hqdm.quantum.local_ops import DIAGONAL_GATES, apply, gate_angles, gate_matrix, pauli_matrices, split
 from hqdm.quantum.noise_model import NoiseModel
-from hqdm.quantum.statevector import all_gates, gate_angles
 
 #: ``jumped(source_rows, uniforms)`` -> (states, squared norms) of the trajectories that jump
 Jumped = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -160,7 +159,7 @@ def trajectory_probabilities(
     """(rows, 2**n_wires): for each circuit the mean basis-state distribution of ``trajectories`` runs."""
     circuits = inputs.shape[0]
     rows = _Rows(circuits, circuit.n_wires, trajectories, dtype, inputs.device)
-    for gate in all_gates(circuit):
+    for gate in circuit.executed_gates:
         rows.apply_gate(gate, inputs, weights)
         for wire in gate.wires:
             if noise.depolarizing > 0:

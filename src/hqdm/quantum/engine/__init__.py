@@ -16,12 +16,15 @@ One module per stage (see ``docs/performance.md`` for why each makes it fast, an
 * :mod:`~hqdm.quantum.engine.threads`: cache-sized chunks of (circuit, sample) pairs on a kept thread pool,
   forward and backward.
 * :mod:`~hqdm.quantum.engine.run`: :func:`simulate`, which drives a plan through those stages.
+* :mod:`~hqdm.quantum.engine.distribution`: :func:`output_distribution`, the same stages without the
+  readout: every basis state's probability, for drawing shots.
 
 Several independent circuits of the same structure (different weights, different inputs) run in one call
 through the leading ``circuits`` dimension; the QVU-Net vertex uses this for its k circuits.
 """
 
+from hqdm.quantum.engine.distribution import output_distribution
 from hqdm.quantum.engine.plan import Plan, compile_circuit
 from hqdm.quantum.engine.run import simulate
 
-__all__ = ["Plan", "compile_circuit", "simulate"]
+__all__ = ["Plan", "compile_circuit", "output_distribution", "simulate"]

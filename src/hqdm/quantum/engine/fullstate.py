@@ -69,6 +69,16 @@ class FullStateExpvals(torch.autograd.Function):
         return (None, None, initial_grad, *results)
 
 
+def final_state(plan: ConnectedPlan, initial: torch.Tensor, unitaries: list[torch.Tensor]) -> torch.Tensor:
+    """Forward only: the passes on ``initial`` (K, 2**n, N) given their unitaries (K, C, d, d); the final
+    state back in wire order (wire 0 the most significant bit)."""
+    if not plan.passes:
+        return initial
+    views = [_broadcast(u, p) for u, p in zip(unitaries, plan.passes, strict=True)]
+    final = _forward_chunk(plan, views, initial, slice(None))
+    return _relayout(plan, final[None], plan.passes[-1].layout, tuple(range(len(plan.groups))))[0]
+
+
 def _forward_chunk(
     plan: ConnectedPlan, views: list[torch.Tensor], state: torch.Tensor, kc: slice
 ) -> torch.Tensor:

@@ -124,7 +124,8 @@ def _stack_unitaries(stack: UnitaryStack, weights: torch.Tensor, dtype: torch.dt
     """(K, P, C, d, d) unitaries of the stack's passes."""
     device = weights.device
     idx = stack.weight_index.to(device)
-    angles = weights[:, idx.clamp(min=0)] * (idx >= 0)
+    # index -1 (fixed gates, padding) reads an appended 0, which also serves circuits without weights
+    angles = torch.cat([weights, weights.new_zeros(weights.shape[0], 1)], 1)[:, idx]
     rot = _rotations(angles, stack.axis.to(device)).to(dtype).flatten(1)
     constants = torch.tensor([1.0, 0.0], dtype=dtype, device=device).expand(rot.shape[0], 2)
     table = torch.cat([rot, constants], 1)
