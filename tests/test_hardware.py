@@ -110,6 +110,62 @@ def test_measure_scores_every_setting_and_seed_and_resumes(tmp_path: Path) -> No
     assert "ddim2-eta1" in (tmp_path / "eta1" / "hardware.md").read_text()
 
 
+class Stop(Exception):
+    """Stands for the end of a session in the middle of a cell."""
+
+
+def test_a_stopped_cell_resumes_after_its_last_batch_with_the_same_draws(tmp_path: Path) -> None:
+    """A shot cell of two batches stopped while sampling the second resumes from the first (not from
+    scratch) and scores exactly what an uninterrupted cell scores: the shot draws continue where they
+    stood. Changing the batch size in between is a named error (the draws follow the batches)."""
+    torch.manual_seed(0)
+    checkpoint = write_checkpoint(tmp_path / "run", _tiny_factory(ModelConfig("unet")))
+    real = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
+    settings = replace(SETTINGS, shots=(8,), noise_levels=(), seeds=(0,))
+    forwards = []
+
+    def stopping_factory(stop_at: int | None):
+        def build(model: ModelConfig) -> nn.Module:
+            tiny = _tiny_factory(model)
+            inner = tiny.forward
+
+            def forward(x: Tensor, t: Tensor) -> Tensor:
+                forwards.append(1)
+                if len(forwards) == stop_at:
+                    raise Stop
+                return inner(x, t)
+
+            tiny.forward = forward
+            return tiny
+
+        return build
+
+    def measure(out: Path, stop_at: int | None = None, run_settings: HardwareSettings = settings):
+        return run_hardware_study(
+            checkpoint, out, run_settings, device=torch.device("cpu"), cache_dir=tmp_path / "cache",
+            log=lambda _: None, model_factory=stopping_factory(stop_at), feature_extractor=PixelStats(),
+            real_images=real,
+        )  # fmt: skip
+
+    whole = measure(tmp_path / "whole").cells[0]
+    out = tmp_path / "stopped"
+    forwards.clear()
+    with pytest.raises(Stop):
+        measure(out, stop_at=3)  # 2 DDIM steps a batch: the first forward of the second batch
+    partial = out / "cells" / "shots-8-seed0.partial.pt"
+    assert torch.load(partial, weights_only=True)["images"].shape[0] == 4  # the first batch was kept
+    with pytest.raises(ConfigError, match="batch size 4 -> 8"):
+        measure(out, run_settings=replace(settings, batch_size=8))
+    forwards.clear()
+    resumed = measure(out).cells[0]
+    assert len(forwards) == 2  # only the second batch was sampled again
+    assert resumed["metrics"] == whole["metrics"]
+    assert (out / "grids" / "shots-8.png").read_bytes() == (
+        tmp_path / "whole" / "grids" / "shots-8.png"
+    ).read_bytes()
+    assert not partial.exists()
+
+
 def test_the_verdict_names_the_smallest_shot_count_within_the_seed_spread() -> None:
     from hqdm.experiments.hardware_report import indistinguishable_from, summarize
 

@@ -142,9 +142,10 @@ def sample_batches(
     *,
     image_shape: tuple[int, int, int],
     progress: bool = False,
+    start: int = 0,
 ) -> Iterator[Tensor]:
-    """Yield uint8 (B, C, H, W) batches of samples one at a time, so only one batch is ever in memory;
-    image ``i`` is image ``i`` of ``hqdm sample`` with the same checkpoint and seed."""
+    """Yield uint8 (B, C, H, W) batches of samples ``start`` onwards one at a time, so only one batch is
+    ever in memory; image ``i`` is image ``i`` of ``hqdm sample`` with the same checkpoint and seed."""
     d = cfg.diffusion
     try:
         pipe = SamplingPipeline(
@@ -158,10 +159,10 @@ def sample_batches(
         )
     except (UnknownNameError, ValueError) as err:
         raise ConfigError(f"--sampler/--steps/--eta: {err}") from err
-    bar = progress_bar(settings.num_samples, desc="sampling", unit="image", enabled=progress)
+    bar = progress_bar(settings.num_samples, desc="sampling", unit="image", initial=start, enabled=progress)
     try:
         yield from pipe.batches(
-            range(settings.num_samples),
+            range(start, settings.num_samples),
             seed=settings.seed,
             batch_size=settings.batch_size,
             on_batch=bar.update,

@@ -6,12 +6,16 @@ images and the same sampler; for a given seed the images start from the same ini
 trajectory draws are seeded from it too (:func:`hqdm.models.measurement.set_measurement`). Each (setting,
 seed) cell is written to ``cells/<label>-seed<k>.json`` as soon as it is scored, and a rerun skips the cells
 it finds, so the measurement can be stopped and resumed; a cell scored with another protocol (number of
-images, sampler, steps, eta, FID precision) is a named error, not a skip. The report:
+images, sampler, steps, eta, FID precision) is a named error, not a skip. A cell itself resumes too (a
+noisy one runs for hours): after every batch its images so far and where each circuit layer's draws stand
+go to ``cells/<label>-seed<k>.partial.pt``, and a rerun continues after the last saved batch with the draws
+it would have made, so a resumed cell scores what an uninterrupted one would. The report:
 :mod:`hqdm.experiments.hardware_report`.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -32,9 +36,9 @@ from hqdm.experiments.evaluate_checkpoint import (
 )
 from hqdm.experiments.hardware_report import write_hardware_report
 from hqdm.experiments.hardware_settings import HardwareSettings, Setting
-from hqdm.files import atomic_write_text
+from hqdm.files import atomic_path, atomic_write_text
 from hqdm.metrics import evaluate_images
-from hqdm.models.measurement import set_measurement
+from hqdm.models.measurement import draw_states, restore_draws, set_measurement
 from hqdm.quantum.measurement import Measurement
 from hqdm.train.checkpoint import resolve_checkpoint
 from hqdm.train.generate import load_checkpoint_model
@@ -63,15 +67,45 @@ class HardwareResult:
     cells: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _kept(batches: Iterator[Tensor], images: list[Tensor]) -> Iterator[Tensor]:
-    """The batches, passed on to the metrics one at a time and also kept (for the sample grid)."""
-    for batch in batches:
-        images.append(batch)
-        yield batch
-
-
 def _cell_path(out: Path, setting: Setting, seed: int) -> Path:
     return out / "cells" / f"{setting.label}-seed{seed}.json"
+
+
+def _partial_path(out: Path, setting: Setting, seed: int) -> Path:
+    return out / "cells" / f"{setting.label}-seed{seed}.partial.pt"
+
+
+def _saved_batches(path: Path, evaluation: EvalSettings, model: nn.Module) -> tuple[list[Tensor], float]:
+    """The batches a stopped cell had sampled and the seconds it had run, with the model's draws put back
+    where they stood after them; none when no such cell was stopped."""
+    if not path.is_file():
+        return [], 0.0
+    saved = torch.load(path, weights_only=True)
+    changes = evaluation.protocol_changes(saved["evaluation"])
+    if saved["evaluation"]["batch_size"] != evaluation.batch_size:  # the draws follow the batches
+        changes = f"batch size {saved['evaluation']['batch_size']} -> {evaluation.batch_size}"
+    if changes:
+        raise ConfigError(
+            f"{path} was sampled another way than this run asks ({changes}); one --out folder holds one "
+            "protocol: delete the file or use another --out"
+        )
+    restore_draws(model, saved["draws"])
+    return list(saved["images"].split(evaluation.batch_size)), saved["seconds"]
+
+
+def _saving(
+    batches: Iterator[Tensor], images: list[Tensor], path: Path, model: nn.Module, record: dict[str, Any]
+) -> Iterator[Tensor]:
+    """The new batches, each first added to ``images`` and saved with the model's draws (``record``: the
+    protocol and the seconds before this run), so that a cell stopped now resumes after it."""
+    started = time.perf_counter()
+    for batch in batches:
+        images.append(batch)
+        seconds = record["seconds"] + time.perf_counter() - started
+        state = {**record, "images": torch.cat(images), "draws": draw_states(model), "seconds": seconds}
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+        yield batch
 
 
 def _stored_cell(path: Path, evaluation: EvalSettings) -> dict[str, Any]:
@@ -121,14 +155,19 @@ def run_hardware_study(
                 continue
             measurement = setting.measurement()
             set_measurement(model, measurement, seed=seed)
-            log(f"{setting.label}, seed {seed}: sampling {settings.num_samples} images")
-            started = time.perf_counter()
-            images: list[Tensor] = []
             evaluation = settings.evaluation(seed)
+            partial = _partial_path(out, setting, seed)
+            images, before = _saved_batches(partial, evaluation, model)
+            done = sum(len(batch) for batch in images)
+            resumed = f" (resumed after {done})" if done else ""
+            log(f"{setting.label}, seed {seed}: sampling {settings.num_samples} images{resumed}")
+            started = time.perf_counter()
             shape = tuple(real_images.shape[1:])
-            batches = sample_batches(model, cfg, evaluation, image_shape=shape, progress=progress)
+            new = sample_batches(model, cfg, evaluation, image_shape=shape, progress=progress, start=done)
+            record = {"evaluation": evaluation.as_dict(), "seconds": before}
+            batches = itertools.chain(list(images), _saving(new, images, partial, model, record))
             metrics = evaluate_images(
-                _kept(batches, images), real_images, metrics=evaluation.metrics, cache_dir=cache_dir,
+                batches, real_images, metrics=evaluation.metrics, cache_dir=cache_dir,
                 kid_subset_size=evaluation.kid_subset_size, feature_precision=evaluation.feature_precision,
                 seed=seed, batch_size=evaluation.batch_size, device=next(model.parameters()).device,
                 progress=progress, feature_extractor=feature_extractor,
@@ -144,11 +183,12 @@ def run_hardware_study(
                 "evaluation": evaluation.as_dict(),
                 "checkpoint": str(resolved),
                 "model_name": raw.get("model", {}).get("name"),
-                "seconds": round(time.perf_counter() - started, 2),
+                "seconds": round(before + time.perf_counter() - started, 2),
                 "versions": package_versions(),
             }
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, json.dumps(cell, indent=2) + "\n")
+            partial.unlink(missing_ok=True)
             cells.append(cell)
     set_measurement(model, None)
     write_hardware_report(out, cells, settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from torch import nn
 
 from hqdm.quantum.errors import MeasurementError
@@ -48,3 +49,16 @@ def set_measurement(
     for name, layer in chosen:
         layer.measure(measurement, seed=layer_seed(seed, name))
     return [name for name, _ in chosen]
+
+
+def draw_states(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
+    """Where every circuit layer's shot and noise draws stand, by layer name: saved with a stopped
+    measurement so that it resumes with the draws it would have made (:func:`restore_draws`)."""
+    return {name: layer.draw_states() for name, layer in quantum_layers(model)}
+
+
+def restore_draws(model: nn.Module, states: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Put every circuit layer's draws back where :func:`draw_states` found them (after
+    :func:`set_measurement` with the same measurement and seed)."""
+    for name, layer in quantum_layers(model):
+        layer.restore_draws(states.get(name, {}))

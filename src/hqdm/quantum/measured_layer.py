@@ -28,6 +28,17 @@ class MeasuredLayer:
         self.measurement_seed = seed
         self._generators: dict[torch.device, torch.Generator] = {}
 
+    def draw_states(self) -> dict[str, torch.Tensor]:
+        """Where this layer's random draws stand, per device, for :meth:`restore_draws`."""
+        return {str(device): g.get_state() for device, g in self._generators.items()}
+
+    def restore_draws(self, states: dict[str, torch.Tensor]) -> None:
+        """Continue the draws from where :meth:`draw_states` recorded them (after :meth:`measure`)."""
+        for name, state in states.items():
+            generator = torch.Generator(name)
+            generator.set_state(state)
+            self._generators[torch.device(name)] = generator
+
     def measured_expvals(
         self, circuit: Circuit, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype
     ) -> torch.Tensor:
