@@ -1,5 +1,6 @@
 """What reading a circuit out like a QPU costs in simulation: circuits per second of each readout setting of
-``hqdm hardware measure`` on the 12-qubit paper HQConv, against the exact engine measured in the same run.
+``hqdm hardware measure`` on the QVU-Nets' circuit (the 12-qubit paper HQConv, 3 layers), against the exact
+engine measured in the same run.
 
 Settings: ``exact`` (the fast engine, what training and the exact cells use), ``shots-N`` (the full output
 distribution, then N bitstrings per circuit) and a published noise level by name (gate noise by
@@ -15,6 +16,7 @@ import torch
 
 from hqdm.bench import measure
 from hqdm.bench.results import Table
+from hqdm.models.hybrid import CIRCUIT_LAYERS
 from hqdm.quantum import ANGLES_PER_LAYER, build_circuit, expvals
 from hqdm.quantum.errors import MeasurementError
 from hqdm.quantum.measurement import DEFAULT_TRAJECTORIES, Measurement, measured_expvals
@@ -44,11 +46,11 @@ def _readout_fn(setting: str, batch: int) -> Callable[[], None]:
     measurement = _measurement(setting)
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(batch, 12, generator=g) * 2 - 1) * torch.pi
-    w = torch.rand(1, ANGLES_PER_LAYER["hqconv"], generator=g) * 2 * torch.pi
+    w = torch.rand(CIRCUIT_LAYERS, ANGLES_PER_LAYER["hqconv"], generator=g) * 2 * torch.pi
     if measurement is None:
         return lambda: expvals("hqconv", x, w)
-    circuit = build_circuit("hqconv", 1)
-    return lambda: measured_expvals(circuit, x[None], w, measurement, generator=g)
+    circuit = build_circuit("hqconv", CIRCUIT_LAYERS)
+    return lambda: measured_expvals(circuit, x[None], w.reshape(1, -1), measurement, generator=g)
 
 
 def measure_readout(setting: str, batch: int, seconds: float) -> dict:
@@ -69,6 +71,7 @@ def readout_benchmark(
     info = {
         "machine": measure.machine_line(),
         "batch": batch,
+        "layers": CIRCUIT_LAYERS,
         "trajectories": DEFAULT_TRAJECTORIES,
         "threads": torch.get_num_threads(),
     }
@@ -86,8 +89,8 @@ def readout_benchmark(
 
 def _head(info: dict) -> str:
     return (
-        f"# readout benchmark: 12-qubit HQConv, {info['batch']} circuits a call, noise by "
-        f"{info['trajectories']} trajectories a circuit ({info['machine']})"
+        f"# readout benchmark: 12-qubit HQConv ({info['layers']} layers), {info['batch']} circuits a call, "
+        f"noise by {info['trajectories']} trajectories a circuit ({info['machine']})"
     )
 
 

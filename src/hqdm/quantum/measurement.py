@@ -31,15 +31,18 @@ from hqdm.quantum.engine import compile_circuit, output_distribution, simulate
 from hqdm.quantum.errors import InvalidShotsError, MeasurementError, NotDifferentiableError
 from hqdm.quantum.noise_model import NoiseModel
 from hqdm.quantum.shots import exact_expvals, sampled_expvals
-from hqdm.quantum.trajectories import trajectory_probabilities
+from hqdm.quantum.trajectories import expected_rows, trajectory_probabilities
 
 METHODS = ("auto", "density", "trajectories")
 #: largest independent part simulated by density matrix under ``method="auto"`` (4**8 entries a circuit)
 DENSITY_MAX_WIRES = 8
 DEFAULT_TRAJECTORIES = 32
-#: complex entries (state vectors or density matrices) simulated at once: 2 MiB of complex64, so that a
-#: chunk stays in a core's cache through all its gates
+#: complex entries (density matrices) simulated at once: 2 MiB of complex64, so that a chunk stays in a
+#: core's cache through all its gates
 CHUNK_ENTRIES = 1 << 18
+#: the same for trajectories, counted at the rows a chunk is expected to end with (they multiply as
+#: trajectories jump); larger, because each jump costs a few small ops whatever the chunk's size
+TRAJECTORY_CHUNK_ENTRIES = 1 << 19
 
 
 def _check_count(name: str, value: Any, error: type[MeasurementError]) -> None:
@@ -115,15 +118,19 @@ def _distribution(
     x = inputs.flatten(0, 1)
     w = weights[:, None].expand(-1, inputs.shape[1], -1).flatten(0, 1)
     if measurement.method == "density" or (measurement.method == "auto" and n <= DENSITY_MAX_WIRES):
-        per_row, run = 1 << (2 * n), lambda x, w: noisy_probabilities(circuit, x, w, noise, dtype)
+        rows = max(1, CHUNK_ENTRIES >> (2 * n))
+
+        def run(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+            return noisy_probabilities(circuit, x, w, noise, dtype)
+
     else:
         # one state per circuit until trajectories jump away from it (hqdm.quantum.trajectories)
-        t, per_row = measurement.trajectories, 1 << n
+        t = measurement.trajectories
+        rows = max(1, int(TRAJECTORY_CHUNK_ENTRIES / ((1 << n) * expected_rows(circuit, noise, t))))
 
         def run(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
             return trajectory_probabilities(circuit, x, w, noise, dtype, trajectories=t, generator=generator)
 
-    rows = max(1, CHUNK_ENTRIES // per_row)
     return torch.cat([run(x, w) for x, w in zip(x.split(rows), w.split(rows), strict=True)])
 
 
