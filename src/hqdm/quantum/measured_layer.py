@@ -30,7 +30,8 @@ class MeasuredLayer:
 
     def draw_states(self) -> dict[str, torch.Tensor]:
         """Where this layer's random draws stand, per device, for :meth:`restore_draws`."""
-        return {str(device): g.get_state() for device, g in self._generators.items()}
+        generators = getattr(self, "_generators", {})  # none before the first measure()
+        return {str(device): g.get_state() for device, g in generators.items()}
 
     def restore_draws(self, states: dict[str, torch.Tensor]) -> None:
         """Continue the draws from where :meth:`draw_states` recorded them (after :meth:`measure`)."""

@@ -113,6 +113,7 @@ def _distribution(
     inputs (K, N, n), weights (K, n_weights); rows in (circuit, sample) order."""
     noise, n = measurement.noise, circuit.n_wires
     if noise is None or not noise.acts_on_gates:
+        # a component is connected and reads its weights 0..L-1 in order: its plan is one whole part
         plan = compile_circuit(circuit).parts[0].plan
         return output_distribution(plan, inputs, weights, dtype=dtype).flatten(0, 1)
     x = inputs.flatten(0, 1)
