@@ -274,3 +274,24 @@ def test_zero_or_negative_limits_are_usage_errors(
         main(argv)
     assert stopped.value.code == 2
     assert "must be" in capsys.readouterr().err
+
+
+def test_a_training_stopped_by_a_signal_exits_130_and_says_where_it_stopped(monkeypatch, tmp_path, capsys):
+    """The trainer raises TrainingInterrupted after saving (tests/test_train.py); the command reports the
+    step and checkpoint and how to continue, with no traceback."""
+    import hqdm.train
+    from hqdm.train.stopping import TrainingInterrupted
+
+    class Stopped:
+        state = type("State", (), {"step": 42})()
+        final_checkpoint = tmp_path / "checkpoints" / "step_00000042"
+
+    def stopped(*args, **kwargs):
+        raise TrainingInterrupted(Stopped())
+
+    monkeypatch.setattr(hqdm.train, "train", stopped)
+    code = main(["train", "configs/demo.yaml", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 130
+    assert "stopped at step 42" in err and "step_00000042" in err and "--resume" in err
+    assert "Traceback" not in err

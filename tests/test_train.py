@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from hqdm.train import (
 )
 from hqdm.train.generate import load_checkpoint_model
 from hqdm.train.logs import read_log
+from hqdm.train.stopping import StopRequests, TrainingInterrupted
 
 T = 50
 
@@ -141,6 +143,39 @@ def test_interrupted_mid_epoch_then_resumed_equals_uninterrupted(tmp_path: Path,
     assert [(r.step, r.loss) for r in read_log(cfg_dir / "log.csv")] == [
         (r.step, r.loss) for r in read_log(full.run_dir / "log.csv")
     ]
+
+
+def test_sigterm_stops_after_the_step_with_its_checkpoint_and_resumes_exactly(
+    tmp_path: Path, images: Tensor
+) -> None:
+    """SIGTERM during step 8 (periodic checkpoints at 3 and 6): the run finishes that step, saves step 8,
+    and raises TrainingInterrupted; the resumed run equals the uninterrupted one, and the signal's usual
+    meaning is back afterwards."""
+    full = run(make_cfg(tmp_path / "full"), images)
+    cfg = make_cfg(tmp_path / "stopped")
+
+    def terminate_at(current: int, loss: float) -> None:
+        if current == 8:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted, match="stopped at step 8") as stopped:
+        run(cfg, images, on_step=terminate_at)
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert stopped.value.result.state.step == 8
+    state, _ = read_state(latest_checkpoint(Path(cfg.output_dir)))
+    assert (state.step, state.epoch, state.batch) == (8, 1, 3)
+    resumed = run(cfg, images, resume=True)
+    assert resumed.completed and resumed.state.step == 10
+    assert_identical(full.final_checkpoint, resumed.final_checkpoint)
+
+
+def test_a_second_stop_signal_interrupts_at_once() -> None:
+    with StopRequests() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 def test_killed_subprocess_is_resumable(tmp_path: Path, images: Tensor) -> None:

@@ -104,8 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors as err:
         report_error(err)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("hqdm: interrupted (a training run continues with --resume)", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        from hqdm.train.stopping import TrainingInterrupted
+
+        saved = f": {err}" if isinstance(err, TrainingInterrupted) else ""
+        print(
+            f"hqdm: interrupted{saved} (the same command continues the training from its last "
+            "checkpoint; hqdm train needs --resume)",
+            file=sys.stderr,
+        )
         return 130
     if code == 0:  # after a failure, no barrier: the failed rank would never reach it
         from hqdm.train.distributed import exit_without_teardown, leave_process_group

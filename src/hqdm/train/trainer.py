@@ -64,6 +64,7 @@ from hqdm.train.setup import (
     plan_phases,
     resolve_device,
 )
+from hqdm.train.stopping import StopRequests, TrainingInterrupted
 from hqdm.train.transfer import transfer_weights
 
 __all__ = ["NonFiniteLossError", "RunDirError", "RunResult", "Trainer", "train"]
@@ -235,7 +236,9 @@ class Trainer:
         self, *, resume: bool = False, max_steps: int | None = None, time_limit: float | None = None
     ) -> RunResult:
         """Train to the end of the last epoch, or stop (with a checkpoint) after ``max_steps`` global
-        steps or ``time_limit`` seconds of this process's training. Rank 0 holds the run folder's lock
+        steps or ``time_limit`` seconds of this process's training. SIGTERM or Ctrl-C stops after the
+        current step with a checkpoint of it and raises :class:`TrainingInterrupted`
+        (:mod:`hqdm.train.stopping`). Rank 0 holds the run folder's lock
         (:class:`hqdm.train.lock.RunLock`) throughout: a second process training into it gets an error."""
         with RunLock(self.run_dir) if self.dist.is_main else contextlib.nullcontext():
             return self._run(resume, max_steps, time_limit)
@@ -264,7 +267,8 @@ class Trainer:
         try:
             if resumed_from is not None and self.log is not None:
                 self._catch_up_grid(self.log)
-            completed = self._run_phases(max_steps, time_limit)
+            with StopRequests() as self._stop:
+                completed = self._run_phases(max_steps, time_limit)
         finally:
             self._bar.close()
             if self.log is not None:
@@ -273,9 +277,12 @@ class Trainer:
         if self.log is not None:
             plot_loss_curve(read_log(self.log.csv_path), plot)
         self.dist.barrier()  # the other ranks return once rank 0's files are complete
-        return RunResult(
+        result = RunResult(
             self.run_dir, self.state, latest_checkpoint(self.run_dir), self.grids, plot, completed
         )
+        if self._stop.requested and not completed:
+            raise TrainingInterrupted(result)
+        return result
 
     def _total_steps(self) -> int:
         per_epoch = math.ceil(len(self.images) / self.cfg.training.batch_size)
@@ -315,10 +322,11 @@ class Trainer:
     def _should_stop(self, max_steps: int | None, time_limit: float | None) -> bool:
         if max_steps is not None and self.state.step >= max_steps:
             return True
-        if time_limit is None:
-            return False
-        # the clocks of the ranks differ: all stop as soon as one is out of time
-        return self.dist.any(time.perf_counter() - self._t0 >= time_limit, self.device)
+        stop = self._stop.requested
+        if time_limit is not None:
+            stop = stop or time.perf_counter() - self._t0 >= time_limit
+        # the ranks' clocks and signals differ: all stop as soon as one is out of time or asked to stop
+        return self.dist.any(stop, self.device) if self.dist.is_distributed else stop
 
     def _global_draws(self, n: int, x0: Tensor) -> tuple[Tensor, Tensor]:
         """t and noise of the whole global batch of ``n`` (same order as ``training_loss`` draws them),
