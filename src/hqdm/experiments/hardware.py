@@ -94,15 +94,24 @@ def _saved_batches(path: Path, evaluation: EvalSettings, model: nn.Module) -> tu
 
 
 def _saving(
-    batches: Iterator[Tensor], images: list[Tensor], path: Path, model: nn.Module, record: dict[str, Any]
+    batches: Iterator[Tensor],
+    images: list[Tensor],
+    path: Path,
+    model: nn.Module,
+    evaluation: EvalSettings,
+    before: float,
 ) -> Iterator[Tensor]:
-    """The new batches, each first added to ``images`` and saved with the model's draws (``record``: the
-    protocol and the seconds before this run), so that a cell stopped now resumes after it."""
+    """The new batches, each first added to ``images`` and saved with the model's draws, the protocol and
+    the seconds the cell has run (``before`` this run), so that a cell stopped now resumes after it."""
     started = time.perf_counter()
     for batch in batches:
         images.append(batch)
-        seconds = record["seconds"] + time.perf_counter() - started
-        state = {**record, "images": torch.cat(images), "draws": draw_states(model), "seconds": seconds}
+        state = {
+            "evaluation": evaluation.as_dict(),
+            "images": torch.cat(images),
+            "draws": draw_states(model),
+            "seconds": before + time.perf_counter() - started,
+        }
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
         yield batch
@@ -164,8 +173,7 @@ def run_hardware_study(
             started = time.perf_counter()
             shape = tuple(real_images.shape[1:])
             new = sample_batches(model, cfg, evaluation, image_shape=shape, progress=progress, start=done)
-            record = {"evaluation": evaluation.as_dict(), "seconds": before}
-            batches = itertools.chain(list(images), _saving(new, images, partial, model, record))
+            batches = itertools.chain(list(images), _saving(new, images, partial, model, evaluation, before))
             metrics = evaluate_images(
                 batches, real_images, metrics=evaluation.metrics, cache_dir=cache_dir,
                 kid_subset_size=evaluation.kid_subset_size, feature_precision=evaluation.feature_precision,

@@ -53,7 +53,7 @@ class HardwareSettings:
     def costliest_first(self) -> list[Setting]:
         """The settings in the order ``--workers`` starts their cells, so that the longest do not end last:
         noise levels with gate errors by their rate (trajectories branch at every error: ``hqdm bench
-        readout`` puts Sycamore's circuits at 2.9x H2's), then shot counts from the largest, then
+        readout`` puts Sycamore's circuits at about 4x H2's), then shot counts from the largest, then
         readout-only levels, then exact."""
 
         def cost(setting: Setting) -> tuple[int, float]:

@@ -326,7 +326,7 @@ class Trainer:
         if time_limit is not None:
             stop = stop or time.perf_counter() - self._t0 >= time_limit
         # the ranks' clocks and signals differ: all stop as soon as one is out of time or asked to stop
-        return self.dist.any(stop, self.device) if self.dist.is_distributed else stop
+        return self.dist.any(stop, self.device)
 
     def _global_draws(self, n: int, x0: Tensor) -> tuple[Tensor, Tensor]:
         """t and noise of the whole global batch of ``n`` (same order as ``training_loss`` draws them),
