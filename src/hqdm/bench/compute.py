@@ -258,29 +258,26 @@ def train_step_benchmark(
     return table
 
 
-def _sample_line(rows: list[dict], row: dict, batch: int) -> str:
-    key = (row["model"], row["sampler"], batch, "plain")
-    same = (r for r in rows if (r["model"], r["sampler"], r.get("batch", batch), r["path"]) == key)
+def _sample_line(rows: list[dict], row: dict) -> str:
+    key = (row["model"], row["sampler"], row["batch"], "plain")
+    same = (r for r in rows if (r["model"], r["sampler"], r["batch"], r["path"]) == key)
     plain = next(same, None)
     speedup = f"{row['evals_per_s'] / plain['evals_per_s']:.2f}x" if plain else "-"
     return (
-        f"| {row['model']} | {row['sampler']} | {row['path']} | {batch} | {row['evals_per_s']:.0f} | "
+        f"| {row['model']} | {row['sampler']} | {row['path']} | {row['batch']} | {row['evals_per_s']:.0f} | "
         f"{row['evals_per_s'] / 100:.1f} | {speedup} |"
     )
 
 
 def format_sample(info: dict, rows: list[dict]) -> list[str]:
-    batches = info.get("batches", [info.get("batch")])  # records before --batch took a list had one
     threads = f", {info['threads']} thread(s) per measurement" if info.get("threads") else ""
     lines = [
-        f"# sampling benchmark, batch {', '.join(map(str, batches))}, {info['steps']} evaluations per run"
-        f"{threads} ({info['machine']})",
+        f"# sampling benchmark, batch {', '.join(map(str, info['batches']))}, {info['steps']} evaluations "
+        f"per run{threads} ({info['machine']})",
         "| model | sampler | path | batch | evaluations/s | images/s at 100 steps | speed-up over plain |",
         "|---|---|---|---:|---:|---:|---:|",
     ]
-    return lines + [
-        _sample_line(rows[: i + 1], row, row.get("batch", batches[0])) for i, row in enumerate(rows)
-    ]
+    return lines + [_sample_line(rows[: i + 1], row) for i, row in enumerate(rows)]
 
 
 def sample_benchmark(
@@ -313,7 +310,7 @@ def sample_benchmark(
                     )  # fmt: skip
                     row = {"model": name, "sampler": sampler, "path": path, "batch": batch}
                     table.rows.append({**row, **result})
-                    echo(_sample_line(table.rows, table.rows[-1], batch))
+                    echo(_sample_line(table.rows, table.rows[-1]))
     return table
 
 
