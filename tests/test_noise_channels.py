@@ -88,12 +88,21 @@ def test_noisy_expectations_match_default_mixed(circuit: Circuit) -> None:
     assert np.abs(ours - noiseless).max() > 0.01  # the noise really changes the values
 
 
-def test_trajectories_average_to_the_density_matrix() -> None:
+@pytest.mark.parametrize(
+    "strong",  # jumps in most trajectories; each channel alone takes its own path (depolarising alone
+    # at 0.2 would leave every <Z> near 0, where a wrong simulation could hide)
+    [
+        NoiseModel(depolarizing=0.2, amplitude_damping=0.3),
+        NoiseModel(depolarizing=0.03),
+        NoiseModel(amplitude_damping=0.3),
+    ],
+    ids=["both", "depolarizing", "damping"],
+)
+def test_trajectories_average_to_the_density_matrix(strong: NoiseModel) -> None:
     """Quantum-jump trajectories (one per row) scatter around PennyLane's noisy value: mean within 5
     standard errors for every wire; the trajectory method is what large noisy circuits use."""
     circuit = build_circuit("basic", 2)
     x, w = _case(circuit, batch=1, seed=11)
-    strong = NoiseModel(depolarizing=0.2, amplitude_damping=0.3)  # jumps in most trajectories
     expected = pennylane_noisy_expvals(circuit, x.numpy(), w.numpy(), strong)[0]
     runs = 20000
     measurement = Measurement(noise=strong, method="trajectories", trajectories=1)

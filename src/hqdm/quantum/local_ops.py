@@ -69,8 +69,10 @@ def apply(
     out: torch.Tensor | None = None,
     *,
     diagonal: bool = False,
+    idle: tuple[float, float] = (1.0, 1.0),
 ) -> torch.Tensor:
-    """``matrix`` (rows, 2, 2) on ``bit`` of the flat ``state``; with ``control``, only where that bit is 1.
+    """``matrix`` (rows, 2, 2) on ``bit`` of the flat ``state``; with ``control``, only where that bit is 1,
+    and the diagonal ``idle`` on ``bit`` where it is 0 (the identity by default: a copy).
     ``diagonal``: the matrix's off-diagonal entries are zero (:data:`DIAGONAL_GATES`), so they are skipped.
 
     Written through strided views (no stacking copies) into ``out`` (a new tensor if None, never ``state``
@@ -82,10 +84,14 @@ def apply(
     dim = 2 + 2 * bits.index(bit)  # the target's dimension in the views
     if control is not None:
         control_dim = 2 + 2 * bits.index(control)
-        # the half where the control is 0 is copied as it is; only the other half is computed
-        target.select(control_dim, 0).copy_(source.select(control_dim, 0))
+        source_idle, target_idle = source.select(control_dim, 0), target.select(control_dim, 0)
         source, target = source.select(control_dim, 1), target.select(control_dim, 1)
         dim -= 1 if control_dim < dim else 0
+        if idle == (1.0, 1.0):  # the half where the control is 0 is copied as it is
+            target_idle.copy_(source_idle)
+        else:
+            for row, factor in enumerate(idle):
+                torch.mul(source_idle.select(dim, row), factor, out=target_idle.select(dim, row))
     m = matrix.reshape(matrix.shape[0], *([1] * (source.dim() - 2)), 2, 2).to(state.device, state.dtype)
     for row in (0, 1):
         written = target.select(dim, row)

@@ -1,12 +1,12 @@
 """Noisy simulation by stochastic trajectories (quantum jumps) on state vectors, for circuits too large
 for a density matrix.
 
-After each gate, each of its wires independently, in every trajectory (with the generator):
+After each gate, each of its wires in turn, in every trajectory (with the generator):
 
 * depolarising p: stays as is with probability 1 - p, else jumps by X, Y or Z (p/3 each);
 * amplitude damping gamma: jumps by decaying (``K1 = [[0, sqrt(gamma)], [0, 0]]``) with probability
-  ``gamma * P(wire = 1)``, else evolves by ``K0 = [[1, 0], [0, sqrt(1 - gamma)]]``; states are kept
-  unnormalised with their squared norm tracked, which the probabilities are divided by at the end.
+  ``gamma * P(wire = 1)``, else evolves by ``K0 = [[1, 0], [0, sqrt(1 - gamma)]]``. States are kept
+  unnormalised; each is divided by its squared norm at the end.
 
 The mean of ``|psi|^2`` over trajectories is an unbiased estimate of the density matrix's diagonal
 (:mod:`hqdm.quantum.density`), with a statistical error that falls as 1/sqrt(trajectories).
@@ -17,21 +17,25 @@ circuit starts as one row of ``count = trajectories``, and a trajectory that jum
 row of count 1 (a row of count 1 jumps in place). At realistic error rates most trajectories never jump,
 and 32 trajectories cost a few state vectors instead of 32; the draws are those of 32 independent
 trajectories all the same.
+
+A gate costs one pass over the states, noise included. A decay is drawn in two stages: a candidate with
+probability gamma, whatever the state, accepted with probability P(wire = 1) (the uniform below gamma,
+rescaled, decides), which is a decay with probability gamma * P(1) as above. So which trajectories may jump
+at a gate is known before the gate is applied: every row is written once as ``K0 ... K0 G psi`` (the gate
+with the no-decay evolution of its wires folded in), and only the few trajectories with a Pauli jump or
+a decay candidate are then replayed event by event from ``G psi``, in the order above.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
 
 import torch
 
 from hqdm.quantum.circuits import Circuit, Gate
 from hqdm.quantum.local_ops import DIAGONAL_GATES, apply, gate_angles, gate_matrix, pauli_matrices, split
 from hqdm.quantum.noise_model import NoiseModel
-
-#: ``jumped(source_rows, uniforms)`` -> (states, squared norms) of the trajectories that jump
-Jumped = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -40,11 +44,16 @@ def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: 
     return torch.rand(shape, generator=generator, device=where, dtype=torch.float64).to(device)
 
 
+@functools.cache
+def _paulis(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return pauli_matrices(dtype).to(device)
+
+
 class _Rows:
     """The distinct trajectory states of a batch of circuits: ``state`` (rows, 2**n) unnormalised,
-    ``norm2`` (rows,) their squared norms, ``owner`` (rows,) the circuit of each, ``count`` (rows,) how
-    many trajectories each stands for. States live in two buffers with room to grow, so a gate writes
-    from one into the other and new rows are written after the last, without copying the others."""
+    ``owner`` (rows,) the circuit of each, ``count`` (rows,) how many trajectories each stands for. States
+    live in two buffers with room to grow, so a gate writes from one into the other and new rows are
+    written after the last, without copying the others."""
 
     def __init__(
         self, circuits: int, n_wires: int, trajectories: int, dtype: torch.dtype, device: torch.device
@@ -53,7 +62,6 @@ class _Rows:
         self.used = circuits
         self._buffers = [torch.zeros(2 * circuits, 1 << n_wires, dtype=dtype, device=device) for _ in "ab"]
         self._buffers[0][:circuits, 0] = 1
-        self.norm2 = torch.ones(circuits, dtype=torch.float64, device=device)
         self.owner = torch.arange(circuits, device=device)
         self.count = torch.full_like(self.owner, trajectories)
 
@@ -61,90 +69,101 @@ class _Rows:
     def state(self) -> torch.Tensor:
         return self._buffers[0][: self.used]
 
-    def apply_gate(self, gate: Gate, inputs: torch.Tensor, weights: torch.Tensor) -> None:
+    def apply_noisy_gate(
+        self,
+        gate: Gate,
+        inputs: torch.Tensor,
+        weights: torch.Tensor,
+        noise: NoiseModel,
+        generator: torch.Generator | None,
+    ) -> None:
+        """The gate, then on each of its wires depolarising and amplitude damping, in every trajectory."""
         angles = gate_angles(gate, inputs, weights)
-        state = self.state
-        matrix = gate_matrix(gate, None if angles is None else angles[self.owner], self.used, state.dtype)
-        out = self._buffers[1][: self.used]
-        apply(state, matrix, gate.target, gate.control, out=out, diagonal=gate.name in DIAGONAL_GATES)
+        before = self.state
+        matrix = gate_matrix(gate, None if angles is None else angles[self.owner], self.used, before.dtype)
+        p, gamma = noise.depolarizing, noise.amplitude_damping
+        # per wire and trajectory a uniform for a Pauli jump (below p) and one for a decay candidate
+        # (below gamma; none drawn without damping)
+        kinds = 2 if gamma > 0 else 1
+        draws = _uniform((self.used, self.trajectories, len(gate.wires), kinds), generator, before.device)
+        live = torch.arange(self.trajectories, device=before.device) < self.count[:, None]
+        events = ((draws[..., 0] < p) | (draws[..., -1] < gamma)).any(-1) & live
+        after = self._buffers[1][: self.used]
+        keep = (1 - gamma) ** 0.5
+        _apply_gate(before, matrix, gate, after, keep)
         self._buffers.reverse()
+        row, slot = events.nonzero(as_tuple=True)
+        if row.numel():
+            # G psi: without damping the pass above wrote exactly that
+            states = apply(before[row], matrix[row], gate.target, gate.control) if gamma > 0 else after[row]
+            self._replay(gate, states, row, draws[row, slot], noise)
 
-    def _append(self, states: torch.Tensor, norm2: torch.Tensor, owner: torch.Tensor) -> None:
-        need = self.used + len(states)
+    def _replay(
+        self, gate: Gate, states: torch.Tensor, row: torch.Tensor, draws: torch.Tensor, noise: NoiseModel
+    ) -> None:
+        """Take the trajectories with an event at this gate (states ``G psi`` of their rows ``row``, their
+        draws (events, wires, 2)) through the gate's noise one wire at a time; those that jump leave
+        their rows."""
+        p, gamma = noise.depolarizing, noise.amplitude_damping
+        jumped = torch.zeros_like(row, dtype=torch.bool)
+        for index, wire in enumerate(gate.wires):
+            u_pauli, u_decay = draws[:, index, 0], draws[:, index, -1]
+            flip = u_pauli < p
+            jumped |= flip
+            if flip.any():
+                # u below p: which third of [0, p) it fell in picks X, Y or Z
+                pauli = 1 + (u_pauli[flip] * 3 / p).long().clamp(max=2)
+                states[flip] = apply(states[flip], _paulis(states.dtype, states.device)[pauli], wire)
+            if gamma == 0:
+                continue
+            halves = split(states, (wire,))
+            p0, p1 = torch.view_as_real(halves).square().sum((1, 3, 4)).unbind(1)  # unnormalised P(0), P(1)
+            decay = u_decay * (p0 + p1) < gamma * p1  # the candidate below gamma, accepted with P(1)
+            if decay.any():  # K1 moves the |1> amplitudes to |0> ...
+                halves[decay, :, 0] = halves[decay, :, 1]
+            # ... and leaves none in |1>; K0 shrinks them
+            halves[:, :, 1] *= torch.where(decay, 0.0, (1 - gamma) ** 0.5)[:, None, None]
+            jumped |= decay
+        self._leave(states[jumped], row[jumped])
+
+    def _leave(self, states: torch.Tensor, row: torch.Tensor) -> None:
+        """Trajectories of rows ``row`` jumped into ``states``: a row of one takes its state in place,
+        each of a shared row's leaves it as a new row of one."""
+        alone = self.count[row] == 1
+        self.state[row[alone]] = states[alone]
+        shared = row[~alone]
+        self.count.index_add_(0, shared, torch.full_like(shared, -1))
+        need = self.used + len(shared)
         if need > len(self._buffers[0]):
             grown = [b.new_empty(max(need, 2 * len(b)), b.shape[1]) for b in self._buffers]
             grown[0][: self.used] = self.state
             self._buffers = grown
-        self._buffers[0][self.used : need] = states
+        self._buffers[0][self.used : need] = states[~alone]
         self.used = need
-        self.norm2 = torch.cat([self.norm2, norm2])
-        self.owner = torch.cat([self.owner, owner])
-        self.count = torch.cat([self.count, torch.ones_like(owner)])
-
-    def jump(
-        self,
-        hazard: torch.Tensor,
-        generator: torch.Generator | None,
-        jumped: Jumped,
-        no_jump: Callable[[], None] | None = None,
-    ) -> None:
-        """Each trajectory of row r jumps with probability ``hazard[r]`` into ``jumped(rows, uniforms)``
-        (the uniform in [0, hazard) of each jump passed on: it picks the Pauli of a depolarising jump);
-        ``no_jump()`` then evolves every row in place as the trajectories that did not jump."""
-        draws = _uniform((self.used, self.trajectories), generator, self.state.device)
-        slots = torch.arange(self.trajectories, device=self.state.device)
-        hits = (draws < hazard[:, None]) & (slots < self.count[:, None])
-        source = hits.nonzero()[:, 0]
-        moved, moved_norm2 = jumped(source, draws[hits]) if source.numel() else (None, None)
-        if no_jump is not None:
-            no_jump()
-        if moved is None:
-            return
-        alone = self.count[source] == 1  # a row of one trajectory jumps in place
-        rows = source[alone]
-        self.state[rows], self.norm2[rows] = moved[alone], moved_norm2[alone]
-        self.count = self.count - hits.sum(1)
-        self.count[rows] = 1
-        shared = ~alone
-        self._append(moved[shared], moved_norm2[shared], self.owner[source[shared]])
+        self.owner = torch.cat([self.owner, self.owner[shared]])
+        self.count = torch.cat([self.count, torch.ones_like(shared)])
 
     def probabilities(self, circuits: int) -> torch.Tensor:
         """(circuits, 2**n): each circuit's mean distribution over its trajectories."""
-        state = torch.view_as_real(self.state)
-        probs = state.square().sum(-1)
+        probs = torch.view_as_real(self.state).square().sum(-1)
         # rows every trajectory has left weigh nothing (their norm may have decayed to 0)
-        weight = torch.where(self.count > 0, self.count / self.norm2, 0).to(probs.dtype)
+        weight = torch.where(self.count > 0, self.count / probs.sum(1), 0).to(probs.dtype)
         total = probs.new_zeros(circuits, probs.shape[1])
         return total.index_add_(0, self.owner, probs * weight[:, None]) / self.trajectories
 
 
-def _depolarize(rows: _Rows, wire: int, p: float, generator: torch.Generator | None) -> None:
-    paulis = pauli_matrices(rows.state.dtype).to(rows.state.device)
-
-    def jumped(source: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # u uniform below p: which third of [0, p) it fell in picks X, Y or Z
-        pauli = 1 + (u * 3 / p).long().clamp(max=2)
-        return apply(rows.state[source], paulis[pauli], wire), rows.norm2[source]
-
-    rows.jump(torch.full_like(rows.norm2, p), generator, jumped)
-
-
-def _damp(rows: _Rows, wire: int, gamma: float, generator: torch.Generator | None) -> None:
-    """A decay moves the |1> amplitudes to |0> (K1; squared norm ``P(1) * norm2``); K0 only shrinks the
-    |1> half, one pass in place, and the norm is tracked instead of restored."""
-    ones = split(rows.state, (wire,))[:, :, 1]
-    excited = torch.view_as_real(ones).square().sum((1, 2, 3)).to(rows.norm2.dtype)  # P(1) * norm2
-
-    def jumped(source: torch.Tensor, _: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        decayed = split(rows.state[source], (wire,))
-        decayed[:, :, 0], decayed[:, :, 1] = decayed[:, :, 1], 0
-        return decayed.flatten(1), excited[source]
-
-    def no_jump() -> None:
-        ones.mul_((1 - gamma) ** 0.5)
-        rows.norm2 -= gamma * excited
-
-    rows.jump(gamma * excited / rows.norm2, generator, jumped, no_jump)
+def _apply_gate(
+    state: torch.Tensor, matrix: torch.Tensor, gate: Gate, out: torch.Tensor, keep: float
+) -> None:
+    """``K0 ... K0 G`` into ``out``: the gate with each of its wires' no-decay evolution (``keep`` =
+    sqrt(1 - gamma) on the wire's |1> amplitudes) folded into the same pass."""
+    if keep != 1:
+        matrix = matrix.clone()
+        matrix[:, 1] *= keep  # K0 on the target
+        if gate.control is not None:
+            matrix *= keep  # K0 on the control, where it is 1
+    idle = (1.0, keep)  # where the control is 0: K0 on the target only
+    apply(state, matrix, gate.target, gate.control, out=out, diagonal=gate.name in DIAGONAL_GATES, idle=idle)
 
 
 def expected_rows(circuit: Circuit, noise: NoiseModel, trajectories: int) -> float:
@@ -171,10 +190,5 @@ def trajectory_probabilities(
     circuits = inputs.shape[0]
     rows = _Rows(circuits, circuit.n_wires, trajectories, dtype, inputs.device)
     for gate in circuit.executed_gates:
-        rows.apply_gate(gate, inputs, weights)
-        for wire in gate.wires:
-            if noise.depolarizing > 0:
-                _depolarize(rows, wire, noise.depolarizing, generator)
-            if noise.amplitude_damping > 0:
-                _damp(rows, wire, noise.amplitude_damping, generator)
+        rows.apply_noisy_gate(gate, inputs, weights, noise, generator)
     return rows.probabilities(circuits)
