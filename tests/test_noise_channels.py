@@ -186,3 +186,27 @@ def test_expected_rows_predicts_how_many_states_trajectories_end_with(level: str
     )
     observed = sum(ended) / len(ended)
     assert abs(trajectories.expected_rows(circuit, noise, 32) / observed - 1) < 0.15, (observed, ended)
+
+
+def test_trajectory_chunks_draw_the_same_on_one_thread_as_on_two(monkeypatch) -> None:
+    """Chunks of circuits run on parallel threads, each drawing from a generator seeded from the caller's
+    in chunk order: a seed gives the same values on one thread and on two; another seed, other values."""
+    from hqdm.quantum import measurement as measurement_module
+
+    monkeypatch.setattr(measurement_module, "TRAJECTORY_CHUNK_ENTRIES", 1 << 13)  # one circuit a chunk
+    circuit = build_circuit("hqconv", 1)
+    x, w = _case(circuit, batch=12, seed=17)
+    noisy = Measurement(noise=NoiseModel(depolarizing=0.02, amplitude_damping=0.03), method="trajectories")
+    threads = torch.get_num_threads()
+
+    def values(seed: int, on_threads: int) -> torch.Tensor:
+        torch.set_num_threads(on_threads)
+        try:
+            gen = torch.Generator().manual_seed(seed)
+            return measured_expvals(circuit, x[None], w[None], noisy, generator=gen)
+        finally:
+            torch.set_num_threads(threads)
+
+    one = values(5, 1)
+    assert torch.equal(one, values(5, 2))
+    assert not torch.equal(one, values(6, 2))

@@ -28,6 +28,7 @@ from hqdm.quantum.circuits import Circuit
 from hqdm.quantum.components import Component, components
 from hqdm.quantum.density import noisy_probabilities
 from hqdm.quantum.engine import compile_circuit, output_distribution, simulate
+from hqdm.quantum.engine.threads import map_chunks
 from hqdm.quantum.errors import InvalidShotsError, MeasurementError, NotDifferentiableError
 from hqdm.quantum.noise_model import NoiseModel
 from hqdm.quantum.shots import exact_expvals, sampled_expvals
@@ -121,18 +122,28 @@ def _distribution(
     if measurement.method == "density" or (measurement.method == "auto" and n <= DENSITY_MAX_WIRES):
         rows = max(1, CHUNK_ENTRIES >> (2 * n))
 
-        def run(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-            return noisy_probabilities(circuit, x, w, noise, dtype)
+        def run(chunk: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            return noisy_probabilities(circuit, *chunk, noise, dtype)
 
+        chunks = list(zip(x.split(rows), w.split(rows), strict=True))
     else:
         # one state per circuit until trajectories jump away from it (hqdm.quantum.trajectories)
         t = measurement.trajectories
         rows = max(1, int(TRAJECTORY_CHUNK_ENTRIES / ((1 << n) * expected_rows(circuit, noise, t))))
+        # each chunk draws from a generator of its own, seeded from ``generator`` in chunk order, so that
+        # chunks can run on parallel threads and draw what they would draw one after the other
+        device = generator.device if generator is not None else x.device
+        seeds = torch.randint(1 << 62, (-(-len(x) // rows),), generator=generator, device=device).tolist()
 
-        def run(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-            return trajectory_probabilities(circuit, x, w, noise, dtype, trajectories=t, generator=generator)
+        def run(chunk: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            x, w, seed = chunk
+            chunk_generator = torch.Generator(device).manual_seed(seed)
+            return trajectory_probabilities(
+                circuit, x, w, noise, dtype, trajectories=t, generator=chunk_generator
+            )
 
-    return torch.cat([run(x, w) for x, w in zip(x.split(rows), w.split(rows), strict=True)])
+        chunks = list(zip(x.split(rows), w.split(rows), seeds, strict=True))
+    return torch.cat(map_chunks(run, chunks))
 
 
 def measured_expvals(
