@@ -102,7 +102,7 @@ class _Rows:
         self, gate: Gate, states: torch.Tensor, row: torch.Tensor, draws: torch.Tensor, noise: NoiseModel
     ) -> None:
         """Take the trajectories with an event at this gate (states ``G psi`` of their rows ``row``, their
-        draws (events, wires, 2)) through the gate's noise one wire at a time; those that jump leave
+        draws (events, wires, kinds)) through the gate's noise one wire at a time; those that jump leave
         their rows."""
         p, gamma = noise.depolarizing, noise.amplitude_damping
         jumped = torch.zeros_like(row, dtype=torch.bool)
@@ -122,7 +122,7 @@ class _Rows:
             if decay.any():  # K1 moves the |1> amplitudes to |0> ...
                 halves[decay, :, 0] = halves[decay, :, 1]
             # ... and leaves none in |1>; K0 shrinks them
-            halves[:, :, 1] *= torch.where(decay, 0.0, (1 - gamma) ** 0.5)[:, None, None]
+            halves[:, :, 1] *= ((~decay).to(p1.dtype) * (1 - gamma) ** 0.5)[:, None, None]
             jumped |= decay
         self._leave(states[jumped], row[jumped])
 
